@@ -190,7 +190,9 @@ class ARDMTransformer(nn.Module):
             attn_mask = (torch.arange(T, device=ids.device)[None, :] < lengths[:, None])[:, None, None, :]
         for block in self.blocks:
             x = block(x, rope, attn_mask)
-        logits = self.head(self.ln_f(x)).float()  # (B, T, V)
+        logits = self.head(self.ln_f(x))  # (B, T, V)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # softmax in at least fp32
         logits[..., 0] = float("-inf")  # never predict <unk>
         return F.log_softmax(logits, dim=-1)
 

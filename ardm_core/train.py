@@ -222,7 +222,10 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.99))
     lbk = LossByKnown(cfg.block_size)
+    # windows and masks each have their own generator, saved with the checkpoint so a
+    # resumed run continues the exact same stream (other ranks re-seed from the step)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1 + start_step * 7919)
+    mgen = torch.Generator(device=dev).manual_seed(cfg.seed * 1000 + rank + 500_001 + start_step * 7919)
     smoothed = None
     if tensors is not None:
         net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -234,6 +237,10 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
                                            "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"]}
         opt.load_state_dict(opt_state)
         lbk.mean = np.asarray(info["lbk_mean"]); lbk.count = np.asarray(info["lbk_count"])
+        if rank == 0 and "rng.windows" in tensors:
+            gen.set_state(tensors["rng.windows"])
+            if dev.type == "cpu":
+                mgen.set_state(tensors["rng.masks"])
         smoothed = info.get("smoothed_bpc")
         meta_prev = info.get("meta_prev", {})
         net.to(dev); ema.to(dev)
@@ -262,6 +269,9 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
                 t[f"opt.{i}.step"] = torch.as_tensor(s["step"], dtype=torch.float32).reshape(())
                 t[f"opt.{i}.exp_avg"] = s["exp_avg"]
                 t[f"opt.{i}.exp_avg_sq"] = s["exp_avg_sq"]
+        t["rng.windows"] = gen.get_state()
+        if dev.type == "cpu":
+            t["rng.masks"] = mgen.get_state()
         t["vocab_proto"] = torch.frombuffer(bytearray(vocab.model_proto), dtype=torch.uint8)
         save_training_state(out, t, {"step": step, "model": mcfg.to_dict(), "lbk_mean": lbk.mean.tolist(),
                                      "lbk_count": lbk.count.tolist(), "smoothed_bpc": smoothed,
@@ -282,7 +292,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         for g in opt.param_groups:
             g["lr"] = lr
         batch = sampler.sample(cfg.batch_size, gen).to(dev)
-        out_loss = ardm_loss(model, batch, generator=None, stratified=cfg.stratified, ce_weight=cfg.ce_weight)
+        out_loss = ardm_loss(model, batch, generator=mgen, stratified=cfg.stratified, ce_weight=cfg.ce_weight)
         opt.zero_grad(set_to_none=True)
         out_loss.loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
