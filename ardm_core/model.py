@@ -32,6 +32,7 @@ class ModelConfig:
     rope_base: float = 10000.0  # RoPE frequency base
     condition_on_known: bool = False  # add an embedding of the number of known positions
     n_stage: int = 1  # >1 only for a depth-upscaling model: an embedding tells the stage
+    causal: bool = False  # single-order baseline only: causal mask, inputs shifted right by one
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
@@ -94,6 +95,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
         self.dropout = cfg.dropout
         self.rope = cfg.positions == "rope"
+        self.causal = cfg.causal
 
     def forward(self, x, rope, attn_mask):
         B, T, C = x.shape
@@ -105,7 +107,8 @@ class Attention(nn.Module):
             cos, sin = rope
             q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0, is_causal=False
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and attn_mask is None,
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.proj(y)

@@ -104,3 +104,21 @@ def ardm_loss(
         lengths=lengths,
         step_bits=(nll / n_masked / LN2).detach(),
     )
+
+
+def ar_loss(model, ids: torch.Tensor, lengths: torch.Tensor | None = None, **_) -> Loss:
+    """Single-order (left-to-right) baseline: exact NLL with a causal network.
+
+    The input is shifted right by one with [MASK] as the start symbol, so
+    position k predicts x_k from x_<k. Same Loss fields as ``ardm_loss``.
+    """
+    B, T = ids.shape
+    if lengths is None:
+        lengths = torch.full((B,), T, dtype=torch.long, device=ids.device)
+    valid = torch.arange(T, device=ids.device)[None, :] < lengths[:, None]
+    inp = torch.cat([torch.full((B, 1), model.mask_id, dtype=ids.dtype, device=ids.device), ids[:, :-1]], dim=1)
+    logp = model(inp)  # causal: padding at the end cannot leak backwards
+    nll = masked_nll(logp, ids, valid & (ids != 0))
+    per_char = nll.sum() / lengths.sum()
+    ones = torch.ones(B, dtype=torch.long, device=ids.device)
+    return Loss(per_char, (per_char / LN2).detach(), nll.detach(), ones, lengths, (nll / lengths / LN2).detach())

@@ -29,7 +29,9 @@ from .data import WindowSampler, load_splits
 from .device import describe_device, resolve_device
 from .fileio import DataError
 from .model import ARDMTransformer, ModelConfig, preset_config
-from .objective import LN2, ardm_loss
+from .objective import LN2, ar_loss, ardm_loss
+
+OBJECTIVES = {"ardm": ardm_loss, "ar": ar_loss}
 from .vocab import Vocab, train_vocab
 
 
@@ -58,6 +60,7 @@ class TrainConfig:
     init: str | None = None  # start from an existing model folder (fine-tuning)
     condition_on_known: bool = False  # network option: embed the number of known positions
     positions: str = "rope"  # network option: rope or sinusoid
+    objective: str = "ardm"  # "ardm" (order-agnostic) or "ar" (single-order causal baseline, for comparison)
 
 
 # -- events --------------------------------------------------------------------------
@@ -169,6 +172,9 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(cfg, name)})")
     if not (0 < cfg.lr < 1):
         raise ValueError(f"--lr must be between 0 and 1 (got {cfg.lr})")
+    if cfg.objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {cfg.objective!r}; choose from {sorted(OBJECTIVES)}")
+    loss_fn = OBJECTIVES[cfg.objective]
     if not cfg.data:
         raise DataError("no training data given; pass --data FILE_OR_FOLDER (or build one with `ardm corpus build`)")
     rank, world, dev = _ddp_setup(cfg.device)
@@ -202,7 +208,8 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
     else:
         vocab = train_vocab([splits.train])
         mcfg = preset_config(cfg.preset, vocab_size=vocab.size, block_size=cfg.block_size,
-                             condition_on_known=cfg.condition_on_known, positions=cfg.positions)
+                             condition_on_known=cfg.condition_on_known, positions=cfg.positions,
+                             causal=cfg.objective == "ar")
         torch.manual_seed(cfg.seed)
         net = ARDMTransformer(mcfg)
         start_step, tensors, info = 0, None, None
@@ -292,7 +299,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         for g in opt.param_groups:
             g["lr"] = lr
         batch = sampler.sample(cfg.batch_size, gen).to(dev)
-        out_loss = ardm_loss(model, batch, generator=mgen, stratified=cfg.stratified, ce_weight=cfg.ce_weight)
+        out_loss = loss_fn(model, batch, generator=mgen, stratified=cfg.stratified, ce_weight=cfg.ce_weight)
         opt.zero_grad(set_to_none=True)
         out_loss.loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
@@ -302,7 +309,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
             d = min(cfg.ema, (1 + step) / (10 + step))
             for pe, pn in zip(ema.parameters(), net.parameters()):
                 pe.lerp_(pn, 1 - d)
-        full = (out_loss.lengths == cfg.block_size).cpu().numpy()
+        full = (out_loss.lengths == cfg.block_size).cpu().numpy() & (cfg.objective == "ardm")
         lbk.update((out_loss.t.cpu().numpy() - 1)[full], out_loss.step_bits.cpu().numpy()[full])
         b = float(out_loss.bpc)
         smoothed = b if smoothed is None else 0.95 * smoothed + 0.05 * b
@@ -313,7 +320,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         eta = (cfg.steps - step) * cfg.batch_size * cfg.block_size * world / max(cps, 1e-9)
         yield TrainStep(step, cfg.steps, smoothed, lr, cps, eta)
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            bpc, se = validate(ema, valid_sampler, cfg.eval_batches, cfg.batch_size, dev, seed=cfg.seed)
+            bpc, se = validate(ema, valid_sampler, cfg.eval_batches, cfg.batch_size, dev, seed=cfg.seed, loss_fn=loss_fn)
             yield Validated(step, bpc, se)
         if step % cfg.save_every == 0 and step < cfg.steps:
             checkpoint(step, prev_seconds + now - t0)
@@ -328,7 +335,8 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
 
 
 @torch.inference_mode()
-def validate(net, sampler: WindowSampler, batches: int, batch_size: int, dev, *, seed: int = 0) -> tuple[float, float]:
+def validate(net, sampler: WindowSampler, batches: int, batch_size: int, dev, *, seed: int = 0,
+             loss_fn=ardm_loss) -> tuple[float, float]:
     """ELBO bpc on fixed validation windows and masks (same seed every time, so curves are comparable)."""
     gen = torch.Generator().manual_seed(10_007 + seed)
     vals = []
@@ -337,7 +345,7 @@ def validate(net, sampler: WindowSampler, batches: int, batch_size: int, dev, *,
     for _ in range(batches):
         batch = sampler.sample(batch_size, gen).to(dev)
         g = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
-        vals.append(float(ardm_loss(net, batch, generator=g, stratified=True).bpc))
+        vals.append(float(loss_fn(net, batch, generator=g, stratified=True).bpc))
     net.train(was)
     arr = np.asarray(vals)
     return float(arr.mean()), float(arr.std(ddof=1) / math.sqrt(len(arr))) if len(arr) > 1 else 0.0

@@ -89,3 +89,23 @@ def test_bpc_is_weighted_nll_per_char_in_bits():
     x = torch.tensor([[1, 2, 3, 4], [4, 3, 2, 1]])
     out = ardm_loss(net, x, generator=torch.Generator().manual_seed(1))
     assert float(out.bpc) == pytest.approx(float(out.weighted_nll.sum()) / 8 / math.log(2))
+
+
+def test_ar_baseline_is_exact_left_to_right_nll():
+    from ardm_core.objective import ar_loss
+
+    D = 5
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=6, block_size=D, n_layer=1, n_head=1, n_embd=8, mlp_ratio=2, causal=True)
+    net = ARDMTransformer(cfg).double().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.7)
+    x = torch.tensor([[1, 5, 2, 4, 3]])
+    out = ar_loss(net, x)
+    # reference: one call per prefix, no future visible
+    ref = 0.0
+    for k in range(D):
+        inp = torch.cat([torch.tensor([net.mask_id]), x[0, :k]])[None]
+        ref -= float(net(inp)[0, k, x[0, k]])
+    assert float(out.weighted_nll[0]) == pytest.approx(ref, rel=1e-10)
