@@ -1,0 +1,81 @@
+"""Long documents: the network sees windows of D = block_size characters.
+
+The rule, applied afresh at every step to the positions that step needs
+predictions for (the positions it fills, or for dynamic orders every position
+still masked):
+
+1. A document of at most D characters is one window: the whole text.
+2. Otherwise the target positions are covered greedily from the left: the
+   leftmost uncovered target p starts a cluster holding every target in
+   ``[p, p + D)``. Greedy covering uses the fewest windows possible.
+3. Each cluster ``[p, q]`` gets the window of D characters centred on it,
+   ``start = p - (D - (q - p + 1)) // 2`` clamped to ``[0, N - D]``, so its
+   targets see as much context on both sides as fits (about ``D/2`` each
+   side for a single position, less only at the document's ends).
+4. All windows of a step run as one batched forward pass (split into chunks
+   of ``max_batch`` rows only to bound memory) and count as ONE network call.
+
+Every target lies in exactly one window, so its prediction is well defined.
+Context is whatever the window holds: known characters, characters filled by
+earlier steps, ``<unk>`` for characters outside the vocabulary, and
+``[MASK]`` for positions still to fill.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def plan_windows(targets: np.ndarray, n_text: int, D: int) -> tuple[np.ndarray, np.ndarray]:
+    """Window starts (W,) and the window index of each target (k,), for sorted ``targets``."""
+    targets = np.asarray(targets, dtype=np.int64)
+    if n_text <= D:
+        return np.zeros(1, dtype=np.int64), np.zeros(len(targets), dtype=np.int64)
+    starts, owner = [], np.empty(len(targets), dtype=np.int64)
+    i, k = 0, len(targets)
+    while i < k:
+        p = int(targets[i])
+        j = int(np.searchsorted(targets, p + D, side="left"))  # targets[i:j] lie in [p, p + D)
+        q = int(targets[j - 1])
+        start = p - (D - (q - p + 1)) // 2
+        starts.append(min(max(start, 0), n_text - D))
+        owner[i:j] = len(starts) - 1
+        i = j
+    return np.asarray(starts, dtype=np.int64), owner
+
+
+@torch.inference_mode()
+def window_logprobs(net, doc: torch.Tensor, targets: np.ndarray, D: int, *, max_batch: int = 32) -> tuple[torch.Tensor, int]:
+    """Log-probabilities (k, V) at ``targets`` (any order) given the document ids ``doc`` (N,) on the net's device.
+
+    Returns the rows in the order of ``targets`` and the number of windows
+    used. One call of this function is one network call.
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    N = int(doc.shape[0])
+    dev = doc.device
+    if N <= D:
+        logp = net(doc[None, :])[0]  # (N, V)
+        return logp[torch.as_tensor(targets, device=dev)], 1
+    order = np.argsort(targets, kind="stable")
+    srt = targets[order]
+    starts, owner = plan_windows(srt, N, D)
+    offs = torch.arange(D, device=dev)
+    starts_t = torch.as_tensor(starts, device=dev)
+    rows = torch.empty(len(srt), net.cfg.vocab_size, device=dev)
+    tgt_sorted = torch.as_tensor(srt, device=dev)
+    owner_t = torch.as_tensor(owner, device=dev)
+    for b in range(0, len(starts), max_batch):
+        sl = slice(b, b + max_batch)
+        batch = doc[starts_t[sl, None] + offs[None, :]]  # (w, D)
+        logp = net(batch)  # (w, D, V)
+        sel = (owner_t >= b) & (owner_t < b + len(starts_t[sl]))
+        w = owner_t[sel] - b
+        rows[sel] = logp[w, tgt_sorted[sel] - starts_t[owner_t[sel]]]
+    out = torch.empty_like(rows)
+    out[torch.as_tensor(order, device=dev)] = rows
+    return out, len(starts)
+
+
+__all__ = ["plan_windows", "window_logprobs"]
