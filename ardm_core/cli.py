@@ -16,6 +16,7 @@ from .paths import default_model_dir
 # each module adds its own subcommands
 COMMAND_MODULES = [
     "ardm_core.cli_train",  # corpus build, train, eval
+    "ardm_core.cli_decode",  # infill, sample, score
 ]
 
 
