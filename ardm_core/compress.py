@@ -1,0 +1,593 @@
+"""Lossless compression of text with an ARDM (paper section 5).
+
+One fixed, seeded order per window and a step budget K planned by the
+dynamic programme over the model's L_t table (paper section 4): a window of
+D characters costs K network calls, and every character of a step is coded
+with the probabilities of that one call. Entropy coding is constriction's
+range coder. Nothing is bits-back, so a single short text compresses on its
+own.
+
+Determinism is the crux: encoder and decoder must build bit-identical
+probability tables. They do this by
+  1. running a float64 copy of the network on the CPU, each window in a fixed
+     (rows, D) shape, so batching and thread counts move logits by ~1e-13;
+  2. quantising every log-probability, relative to the most likely character,
+     to 1/8 bit and mapping it through a fixed integer table (no exp, no libm),
+     so those tiny differences almost never reach the coder (see
+     docs/COMPRESSION.md for what is and is not guaranteed);
+  3. deriving the order from splitmix64 (not numpy's generator, whose streams
+     may change between versions) and the step sizes from the L_t table
+     rounded to 1/1024 bit, where float sums are exact.
+A CRC-32 of the original is checked before anything is returned, so a
+mismatch is an error, never wrong output.
+
+Characters outside the vocabulary are coded as ``<unk>`` followed by their
+code point under a small adaptive model; input that is not UTF-8, or that a
+classic coder stores smaller, goes into a brotli or stored block instead.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterator
+
+import brotli
+import constriction
+import numpy as np
+import torch
+
+from .budget import budget_schedule
+from .checkpoint import LoadedModel
+from .codec_format import (
+    METHODS,
+    CompressedFileError,
+    Header,
+    ModelMismatchError,
+    crc32,
+    fingerprint_tag,
+    pack_header,
+    read_header,
+)
+from .model import ARDMTransformer
+
+DEFAULT_STEPS = 20  # K: network calls per full window (see docs/COMPRESSION.md for the measurements)
+GROUP_WINDOWS = 16  # windows coded step-interleaved in one group (part of format v1)
+STEPS_PER_BIT = 8  # log-probabilities are quantised to 1/8 bit
+BITS_X8_PER_NAT = 11.541560327111707  # STEPS_PER_BIT / ln 2, as a literal so no libm is involved
+Q_FLOOR = 20 * STEPS_PER_BIT  # no character is less likely than 2^-20 of the favourite
+Q_UNK = 14 * STEPS_PER_BIT  # the escape symbol <unk> sits at 2^-14 of the favourite
+# round(2 ** (32 - k / 8)) for k = 0..7, computed once with 60-digit decimals
+WEIGHT_TABLE = np.array(
+    [4294967296, 3938502376, 3611622603, 3311872529, 3037000500, 2784941738, 2553802834, 2341847524], dtype=np.int64
+)
+L_GRID = 1024  # the L_t table is rounded to 1/1024 bit before planning, so the DP's sums are exact
+TRIM_MAX_CHARS = 4096  # below this, the encoder trims the coder's last bytes and proves the trim decodes
+MAX_SEEN_ESCAPES = 1024  # distinct escaped code points the fallback model remembers
+CHOICES = ("auto", *METHODS)
+
+_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+
+
+@dataclass(frozen=True)
+class CodingProgress:
+    """Emitted while a text is coded; windows are D-character chunks."""
+
+    phase: str  # "compress" | "decompress"
+    windows_done: int
+    windows: int
+    network_calls: int
+
+
+@dataclass(frozen=True)
+class CodingResult:
+    """The outcome of compress() or decompress(): ``data`` is the output bytes."""
+
+    data: bytes
+    method: str  # "model" | "brotli" | "stored"
+    original_bytes: int
+    compressed_bytes: int
+    chars: int | None  # characters of the original; None when it is not UTF-8
+    network_calls: int
+    seconds: float
+
+    @property
+    def bits_per_char(self) -> float:
+        n = self.chars if self.chars else self.original_bytes
+        return 8.0 * self.compressed_bytes / n if n else 0.0
+
+
+# -- 1. probabilities ------------------------------------------------------------------
+def quantised_weights(logits: np.ndarray) -> np.ndarray:
+    """(m, V) float64 logits -> (m, V) integer-valued float64 coder weights.
+
+    q = round((max - logit) in units of 1/8 bit), capped at Q_FLOOR; weight =
+    WEIGHT_TABLE[q % 8] >> (q // 8) ~ 2^32 * 2^(-q/8). Only subtraction,
+    multiplication by a literal and floor touch floats, all exact IEEE
+    operations, so equal logits give equal weights on every machine; <unk>
+    (id 0, which the network never predicts) gets the fixed escape weight.
+    """
+    if logits.shape[1] < 2:
+        raise ValueError("the vocabulary needs at least one character besides <unk>")
+    real = logits[:, 1:]
+    top = real.max(axis=1, keepdims=True)
+    rel = (top - real) * BITS_X8_PER_NAT
+    if not np.isfinite(rel).all():
+        raise ValueError("the model produced non-finite logits; it cannot be used for compression")
+    q = np.empty(logits.shape, dtype=np.int64)
+    q[:, 1:] = np.minimum(np.floor(rel + 0.5), Q_FLOOR).astype(np.int64)
+    q[:, 0] = Q_UNK
+    return (WEIGHT_TABLE[q & 7] >> (q >> 3)).astype(np.float64)
+
+
+class ProbabilityNet:
+    """A float64 CPU copy of a model's network; its raw logits feed the coder.
+
+    The copy keeps the caller's model untouched (the app may be using it on a
+    GPU). Logits are taken from the output head by a hook, before the
+    network's own softmax, so the whole path stays in float64.
+    """
+
+    def __init__(self, model: LoadedModel):
+        cfg = model.config
+        with torch.random.fork_rng(devices=[]):  # building the module draws init weights; keep the caller's RNG
+            net = ARDMTransformer(cfg).double()
+        state = {k: v.detach().to("cpu", torch.float64) if v.is_floating_point() else v.detach().cpu()
+                 for k, v in model.net.state_dict().items()}
+        net.load_state_dict(state)
+        self.net = net.eval()
+        self.mask_id = cfg.vocab_size
+        self._logits: torch.Tensor | None = None
+        self.net.head.register_forward_hook(self._capture)
+
+    def _capture(self, module, inputs, output) -> None:
+        self._logits = output.detach().clone()  # before forward() edits it in place
+
+    @torch.inference_mode()
+    def weights(self, rows: np.ndarray, lengths: np.ndarray, targets: list[np.ndarray]) -> list[np.ndarray]:
+        """Coder weights for each row's target positions: rows (B, D) int64, lengths (B,)."""
+        self.net(torch.from_numpy(rows), torch.from_numpy(lengths))
+        logits = self._logits.numpy()  # (B, D, V) float64
+        self._logits = None
+        return [quantised_weights(logits[b, t]) for b, t in enumerate(targets)]
+
+
+_NETS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, ProbabilityNet]]" = weakref.WeakKeyDictionary()
+
+
+def probability_net(model: LoadedModel) -> ProbabilityNet:
+    """The float64 copy for ``model``, rebuilt if its weights changed in place since."""
+    key = tuple((p.data_ptr(), p._version) for p in model.net.parameters())
+    hit = _NETS.get(model.net)
+    if hit is None or hit[0] != key:
+        hit = (key, ProbabilityNet(model))
+        _NETS[model.net] = hit
+    return hit[1]
+
+
+# -- 2. orders and step sizes -------------------------------------------------------
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(state: int) -> tuple[int, int]:
+    state = (state + 0x9E3779B97F4A7C15) & _M64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return state, z ^ (z >> 31)
+
+
+def window_order(seed: int, window_index: int, n: int) -> np.ndarray:
+    """The generation order of window ``window_index``: a Fisher-Yates shuffle of 0..n-1 by splitmix64."""
+    state, _ = _splitmix64(((seed & 0xFFFFFFFF) << 32) | (window_index & 0xFFFFFFFF))
+    order = list(range(n))
+    for i in range(n - 1, 0, -1):
+        state, r = _splitmix64(state)
+        j = r % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return np.asarray(order, dtype=np.int64)
+
+
+def quantised_loss_table(L: np.ndarray | None) -> np.ndarray | None:
+    return None if L is None else np.round(np.asarray(L, dtype=np.float64) * L_GRID) / L_GRID
+
+
+def step_sizes(L: np.ndarray | None, steps: int, n: int) -> tuple[int, ...]:
+    """Characters per step for an n-character window with budget ``steps``.
+
+    With an L_t table: the paper's dynamic programme (``budget_schedule``) on
+    the table rounded to 1/1024 bit. Without one: an equal split, larger
+    steps first. The result is part of the file format: both ends must agree.
+    """
+    k = min(steps, n)
+    if k <= 0:
+        return ()
+    if L is None:
+        base, extra = divmod(n, k)
+        return tuple(base + (i < extra) for i in range(k))
+    return _planned_sizes(quantised_loss_table(L).tobytes(), k, n)
+
+
+@lru_cache(maxsize=64)
+def _planned_sizes(L_bytes: bytes, k: int, n: int) -> tuple[int, ...]:
+    L = np.frombuffer(L_bytes, dtype=np.float64)
+    sizes = tuple(int(x) for x in budget_schedule(L, k, start=0, n=n).sizes)
+    if sum(sizes) != n or len(sizes) > k or min(sizes) < 1:
+        raise RuntimeError(f"budget_schedule returned an invalid plan {sizes} for n={n}, K={k}")
+    return sizes
+
+
+@dataclass(frozen=True)
+class _Window:
+    index: int
+    start: int  # first character in the text
+    n: int  # characters in this window
+    order: np.ndarray  # (n,) positions in generation order
+    bounds: tuple[int, ...]  # cumulative step boundaries: 0, ..., n
+
+    @property
+    def steps(self) -> int:
+        return len(self.bounds) - 1
+
+    def targets(self, s: int) -> np.ndarray:
+        return self.order[self.bounds[s] : self.bounds[s + 1]]
+
+
+def _plan_windows(model: LoadedModel, n_chars: int, window: int, steps: int, seed: int) -> list[_Window]:
+    out = []
+    for w, start in enumerate(range(0, n_chars, window)):
+        n = min(window, n_chars - start)
+        sizes = step_sizes(model.loss_by_known, steps, n)
+        out.append(_Window(w, start, n, window_order(seed, w, n), tuple(np.concatenate([[0], np.cumsum(sizes)]).tolist())))
+    return out
+
+
+# -- 3. the entropy coder and the escape model -------------------------------------
+class _Encoder:
+    """constriction's range coder; optionally keeps a transcript to prove a trimmed ending decodes."""
+
+    def __init__(self, record: bool):
+        self.enc = constriction.stream.queue.RangeEncoder()
+        self.transcript: list[tuple] | None = [] if record else None
+
+    def symbols(self, syms: np.ndarray, weights: np.ndarray) -> None:
+        syms = syms.astype(np.int32)
+        self.enc.encode(syms, _CATEGORICAL, weights)
+        if self.transcript is not None:
+            self.transcript.append(("symbols", syms, weights))
+
+    def choice(self, sym: int, weights: np.ndarray) -> None:
+        self.enc.encode(int(sym), constriction.stream.model.Categorical(weights, perfect=False))
+        if self.transcript is not None:
+            self.transcript.append(("choice", sym, weights))
+
+    def uniform(self, value: int, size: int) -> None:
+        self.enc.encode(int(value), constriction.stream.model.Uniform(size))
+        if self.transcript is not None:
+            self.transcript.append(("uniform", value, size))
+
+    def payload(self) -> bytes:
+        """The coded bytes; zero-padding to whole words is implied, and trailing bytes
+        the decoder provably does not need are dropped (short texts only)."""
+        data = self.enc.get_compressed().astype("<u4").tobytes()
+        if self.transcript is None:
+            return data
+        while data and _replays(data[:-1], self.transcript):
+            data = data[:-1]
+        return data
+
+
+class _Decoder:
+    def __init__(self, payload: bytes):
+        padded = payload + b"\0" * (-len(payload) % 4)
+        self.dec = constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+
+    def symbols(self, weights: np.ndarray) -> np.ndarray:
+        try:
+            return self.dec.decode(_CATEGORICAL, weights)
+        except Exception as exc:  # constriction raises several types on exhausted or invalid data
+            raise CompressedFileError(f"corrupted or truncated data ({exc})") from None
+
+    def choice(self, weights: np.ndarray) -> int:
+        try:
+            return int(self.dec.decode(constriction.stream.model.Categorical(weights, perfect=False)))
+        except Exception as exc:
+            raise CompressedFileError(f"corrupted or truncated data ({exc})") from None
+
+    def uniform(self, size: int) -> int:
+        try:
+            return int(self.dec.decode(constriction.stream.model.Uniform(size)))
+        except Exception as exc:
+            raise CompressedFileError(f"corrupted or truncated data ({exc})") from None
+
+
+def _replays(payload: bytes, transcript: list[tuple]) -> bool:
+    try:
+        dec = _Decoder(payload)
+        for op, value, param in transcript:
+            if op == "symbols":
+                if not np.array_equal(dec.symbols(param), value):
+                    return False
+            elif op == "choice":
+                if dec.choice(param) != value:
+                    return False
+            elif dec.uniform(param) != value:
+                return False
+    except CompressedFileError:
+        return False
+    return True
+
+
+class _EscapeModel:
+    """Code points of characters outside the vocabulary, after an <unk>.
+
+    First "a code point seen before in this file (which one, by count)" or
+    "new"; a new one is coded as its bit length (adaptive counts over 0..21)
+    and then its lower bits, uniform, in chunks of at most 12 bits.
+    """
+
+    def __init__(self, vocab):
+        self.vocab = vocab
+        self.seen: list[int] = []
+        self.counts: list[int] = []
+        self.index: dict[int, int] = {}
+        self.lengths = [1] * 22  # bit lengths 0..21 (U+10FFFF has 21 bits)
+
+    def _seen_weights(self) -> np.ndarray:
+        return np.asarray([1 + len(self.seen), *self.counts], dtype=np.float64)
+
+    def encode(self, enc: _Encoder, cp: int) -> None:
+        j = self.index.get(cp)
+        if self.seen:
+            enc.choice(0 if j is None else j + 1, self._seen_weights())
+        if j is not None:
+            self.counts[j] += 1
+            return
+        b = cp.bit_length()
+        enc.choice(b, np.asarray(self.lengths, dtype=np.float64))
+        for size, chunk in _low_bit_chunks(b, cp):
+            enc.uniform(chunk, size)
+        self._learn(cp, b)
+
+    def decode(self, dec: _Decoder) -> int:
+        if self.seen:
+            j = dec.choice(self._seen_weights())
+            if j > 0:
+                self.counts[j - 1] += 1
+                return self.seen[j - 1]
+        b = dec.choice(np.asarray(self.lengths, dtype=np.float64))
+        cp = (1 << (b - 1)) if b else 0
+        shift = 0
+        for size, _ in _low_bit_chunks(b, 0):
+            cp |= dec.uniform(size) << shift
+            shift += size.bit_length() - 1
+        if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF or cp in self.index or self.vocab.contains(chr(cp)):
+            raise CompressedFileError("corrupted data (impossible escaped character)")
+        self._learn(cp, b)
+        return cp
+
+    def _learn(self, cp: int, b: int) -> None:
+        self.lengths[b] += 1
+        if len(self.seen) < MAX_SEEN_ESCAPES:
+            self.index[cp] = len(self.seen)
+            self.seen.append(cp)
+            self.counts.append(1)
+
+
+def _low_bit_chunks(b: int, cp: int) -> Iterator[tuple[int, int]]:
+    """(alphabet size, value) for the bits below the leading one, least significant first."""
+    nbits = max(b - 1, 0)
+    while nbits > 0:
+        k = min(12, nbits)
+        yield 1 << k, cp & ((1 << k) - 1)
+        cp >>= k
+        nbits -= k
+
+
+# -- 4. windows ---------------------------------------------------------------------------
+def _window_size(model: LoadedModel, window: int | None) -> int:
+    D = model.config.block_size
+    if window is None or window == 0:
+        return D
+    if not 1 <= window <= D:
+        raise ValueError(f"window must be between 1 and the model's block size {D}, got {window}")
+    return window
+
+
+def _encode_text(model: LoadedModel, text: str, *, steps: int, seed: int, window: int,
+                 batch_rows: int) -> Iterator[CodingProgress]:
+    """Generator: yields progress, returns (payload, network calls)."""
+    net = probability_net(model)
+    ids = model.vocab.encode(text)
+    windows = _plan_windows(model, len(text), window, steps, seed)
+    enc = _Encoder(record=len(text) <= TRIM_MAX_CHARS)
+    esc = _EscapeModel(model.vocab)
+    calls = 0
+    for g in range(0, len(windows), GROUP_WINDOWS):
+        group = windows[g : g + GROUP_WINDOWS]
+        # 1. teacher forcing: every step's input is known, so all rows of the group are computed up front
+        jobs: list[tuple[_Window, int, np.ndarray]] = []  # (window, step, input row)
+        for win in group:
+            rank = np.empty(win.n, dtype=np.int64)
+            rank[win.order] = np.arange(win.n)
+            seg = ids[win.start : win.start + win.n]
+            for s in range(win.steps):
+                row = np.full(window, net.mask_id, dtype=np.int64)
+                row[: win.n] = np.where(rank < win.bounds[s], seg, net.mask_id)
+                jobs.append((win, s, row))
+        weights: dict[tuple[int, int], np.ndarray] = {}
+        for c in range(0, len(jobs), batch_rows):
+            chunk = jobs[c : c + batch_rows]
+            out = net.weights(np.stack([r for _, _, r in chunk]), np.asarray([w.n for w, _, _ in chunk], dtype=np.int64),
+                              [w.targets(s) for w, s, _ in chunk])
+            for (win, s, _), wt in zip(chunk, out):
+                weights[win.index, s] = wt
+            calls += len(chunk)
+            yield CodingProgress("compress", g, len(windows), calls)
+        # 2. code in the canonical order: step-major across the group, each unit's escapes after its symbols
+        for s in range(max(w.steps for w in group)):
+            for win in group:
+                if s >= win.steps:
+                    continue
+                pos = win.targets(s)
+                syms = ids[win.start + pos]
+                enc.symbols(syms, weights.pop((win.index, s)))
+                for p in pos[syms == 0]:
+                    esc.encode(enc, ord(text[win.start + p]))
+        yield CodingProgress("compress", g + len(group), len(windows), calls)
+    return enc.payload(), calls
+
+
+def _decode_text(model: LoadedModel, header: Header, payload: bytes, *, batch_windows: int) -> Iterator[CodingProgress]:
+    """Generator: yields progress, returns (text, network calls)."""
+    window = header.window or model.config.block_size
+    if window > model.config.block_size:
+        raise CompressedFileError(f"corrupted header (window {window} exceeds the model's {model.config.block_size})")
+    net = probability_net(model)
+    vocab = model.vocab
+    n_chars = header.length
+    windows = _plan_windows(model, n_chars, window, header.steps, header.seed)
+    dec = _Decoder(payload)
+    esc = _EscapeModel(vocab)
+    chars: list[str] = [""] * n_chars
+    calls = 0
+    for g in range(0, len(windows), GROUP_WINDOWS):
+        group = windows[g : g + GROUP_WINDOWS]
+        state = np.full((len(group), window), net.mask_id, dtype=np.int64)  # (G, D) ids known so far
+        lengths = np.asarray([w.n for w in group], dtype=np.int64)
+        for s in range(max(w.steps for w in group)):
+            active = [i for i, w in enumerate(group) if s < w.steps]
+            weights: dict[int, np.ndarray] = {}
+            for c in range(0, len(active), batch_windows):
+                rows = active[c : c + batch_windows]
+                out = net.weights(state[rows], lengths[rows], [group[i].targets(s) for i in rows])
+                weights.update(zip(rows, out))
+                calls += len(rows)
+            for i in active:
+                win = group[i]
+                pos = win.targets(s)
+                syms = dec.symbols(weights.pop(i)).astype(np.int64)
+                state[i, pos] = syms
+                for p, sym in zip(pos, syms):
+                    chars[win.start + p] = vocab.chars[sym] if sym else ""
+                for p in pos[syms == 0]:
+                    chars[win.start + p] = chr(esc.decode(dec))
+            yield CodingProgress("decompress", g, len(windows), calls)
+        yield CodingProgress("decompress", g + len(group), len(windows), calls)
+    return "".join(chars), calls
+
+
+# -- 5. the public API -------------------------------------------------------------------
+def compress(model: LoadedModel | None, data: bytes, *, steps: int = DEFAULT_STEPS, seed: int = 0,
+             window: int | None = None, method: str = "auto", batch_rows: int = 16) -> Iterator[CodingProgress | CodingResult]:
+    """Compress ``data``; yields CodingProgress, then one CodingResult.
+
+    method: "auto" (the smallest of model, brotli and stored; model only when
+    the data is UTF-8 and a model is given), or force "model", "brotli",
+    "stored". steps: K, network calls per full window (1..window). window:
+    characters per window (default the model's block size). batch_rows only
+    changes speed, never the output.
+    """
+    if method not in CHOICES:
+        raise ValueError(f"unknown method {method!r}; choose from {list(CHOICES)}")
+    if not 0 <= seed < 1 << 32:
+        raise ValueError(f"seed must be between 0 and 2**32 - 1, got {seed}")
+    if batch_rows < 1:
+        raise ValueError("batch_rows must be at least 1")
+    t0 = time.perf_counter()
+    data = bytes(data)
+    check = crc32(data)
+    candidates: list[tuple[bytes, str]] = []
+    chars, calls = None, 0
+    try:
+        text = data.decode("utf-8")
+        chars = len(text)
+    except UnicodeDecodeError:
+        text = None
+    if method == "model":
+        if model is None:
+            raise ValueError("method 'model' needs a model")
+        if text is None:
+            raise ValueError("the input is not UTF-8 text, which the model cannot code; use method 'auto'")
+    if method in ("auto", "model") and model is not None and text is not None:
+        win = _window_size(model, window)
+        if not 1 <= steps <= win:
+            raise ValueError(f"steps must be between 1 and the window size {win}, got {steps}")
+        payload, calls = yield from _encode_text(model, text, steps=steps, seed=seed, window=win, batch_rows=batch_rows)
+        header = Header("model", len(text), check, fingerprint_tag(model.fingerprint), seed, steps,
+                        0 if win == model.config.block_size else win)
+        candidates.append((pack_header(header) + payload, "model"))
+    if method in ("auto", "brotli"):
+        candidates.append((pack_header(Header("brotli", len(data), check)) + brotli.compress(data, quality=11), "brotli"))
+    if method in ("auto", "stored"):
+        candidates.append((pack_header(Header("stored", len(data), check)) + data, "stored"))
+    blob, chosen = min(candidates, key=lambda c: len(c[0]))  # ties keep the earlier: model, brotli, stored
+    yield CodingResult(blob, chosen, len(data), len(blob), chars, calls, time.perf_counter() - t0)
+
+
+def decompress(model: LoadedModel | None, blob: bytes, *, batch_windows: int = 16) -> Iterator[CodingProgress | CodingResult]:
+    """Decompress ``blob``; yields CodingProgress, then one CodingResult with the original bytes.
+
+    Raises CompressedFileError (a ValueError) for a file that is not ours,
+    damaged, truncated, or whose checksum does not match, and
+    ModelMismatchError when it was made with another model. ``model`` may be
+    None for files stored without the model. batch_windows only changes speed.
+    """
+    if batch_windows < 1:
+        raise ValueError("batch_windows must be at least 1")
+    t0 = time.perf_counter()
+    blob = bytes(blob)
+    header, offset = read_header(blob)
+    payload = blob[offset:]
+    calls, chars = 0, None
+    if header.method == "stored":
+        data = payload
+        if len(data) != header.length:
+            raise CompressedFileError(f"truncated or corrupted file ({len(data)} stored bytes, the header says {header.length})")
+    elif header.method == "brotli":
+        try:
+            data = brotli.decompress(payload)
+        except brotli.error:
+            raise CompressedFileError("corrupted or truncated file (the brotli block does not decode)") from None
+        if len(data) != header.length:
+            raise CompressedFileError(f"corrupted file ({len(data)} bytes decoded, the header says {header.length})")
+    else:
+        if model is None:
+            raise ValueError("this file was compressed with a model; give the model to decompress it")
+        tag = fingerprint_tag(model.fingerprint)
+        if tag != header.fingerprint:
+            raise ModelMismatchError(
+                f"this file was compressed with a different model (its model tag is {header.fingerprint.hex()}, "
+                f"model {model.name!r} has {tag.hex()}); use the same model to decompress")
+        text, calls = yield from _decode_text(model, header, payload, batch_windows=batch_windows)
+        data, chars = text.encode("utf-8"), len(text)
+    if crc32(data) != header.crc32:
+        raise CompressedFileError("checksum mismatch: the file is corrupted or truncated (nothing was written)")
+    yield CodingResult(data, header.method, len(data), len(blob), chars, calls, time.perf_counter() - t0)
+
+
+def _last(events: Iterator) -> CodingResult:
+    result = None
+    for ev in events:
+        result = ev
+    assert isinstance(result, CodingResult)
+    return result
+
+
+def compress_bytes(model: LoadedModel | None, data: bytes, *, steps: int = DEFAULT_STEPS, **options) -> bytes:
+    """The compressed file for ``data`` (see compress() for options)."""
+    return _last(compress(model, data, steps=steps, **options)).data
+
+
+def decompress_bytes(model: LoadedModel | None, blob: bytes, **options) -> bytes:
+    """The original bytes of a compressed file (see decompress())."""
+    return _last(decompress(model, blob, **options)).data
+
+
+__all__ = [
+    "DEFAULT_STEPS", "CodingProgress", "CodingResult", "CompressedFileError", "ModelMismatchError",
+    "compress", "decompress", "compress_bytes", "decompress_bytes", "quantised_weights", "window_order",
+    "step_sizes", "probability_net", "read_header",
+]
