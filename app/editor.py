@@ -1,0 +1,121 @@
+"""The text editor: a QPlainTextEdit with hand-pick badges and a hover tooltip.
+
+Masks are part of the document (app.masked_document); this widget adds what
+the document cannot hold: small number badges on hand-picked characters, a
+"pick mode" in which clicks pick masked characters instead of moving the
+caret, and a tooltip that asks the window about the character under the mouse.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import QEvent, QPoint, QRect, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontDatabase, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtWidgets import QPlainTextEdit, QToolTip, QWidget
+
+
+class MaskEditor(QPlainTextEdit):
+    picked = Signal(int)  # Qt position of a character clicked in pick mode
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        font = QFontDatabase.systemFont(QFontDatabase.FixedFont)
+        font.setStyleHint(QFont.Monospace)
+        self.setFont(font)
+        self.setLineWrapMode(QPlainTextEdit.WidgetWidth)
+        self.setMouseTracking(True)
+        self.pick_mode = False
+        self.picks: list[int] = []  # Qt positions, in pick order
+        self.tooltip_provider: Callable[[int], str | None] | None = None
+        self.caption = ""  # presentation mode: what the current step did
+
+    def set_font_size(self, points: int) -> None:
+        f = self.font()
+        f.setPointSize(points)
+        self.setFont(f)
+
+    def set_picks(self, picks: list[int]) -> None:
+        self.picks = list(picks)
+        self.viewport().update()
+
+    # -- pick mode --------------------------------------------------------------------
+    def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        if self.pick_mode and e.button() == Qt.LeftButton:
+            q = self.position_at(e.position().toPoint())
+            if q is not None:
+                self.picked.emit(q)
+            e.accept()
+            return
+        super().mousePressEvent(e)
+
+    def position_at(self, pt: QPoint) -> int | None:
+        """The Qt position of the character under a viewport point (None past the end of a line)."""
+        cur = self.cursorForPosition(pt)
+        q = cur.position()
+        for cand in (q, q - 1):  # the caret lands between characters: take the one under the point
+            if 0 <= cand < self.document().characterCount() - 1:
+                r = self._char_rect(cand)
+                if r.contains(pt):
+                    return cand
+        return None
+
+    def _char_rect(self, q: int) -> QRect:
+        cur = self.textCursor()
+        cur.setPosition(q)
+        a = self.cursorRect(cur)
+        cur.setPosition(q + 1)
+        b = self.cursorRect(cur)
+        w = b.left() - a.left() if b.top() == a.top() and b.left() > a.left() else self.fontMetrics().averageCharWidth()
+        return QRect(a.left(), a.top(), max(w, 2), a.height())
+
+    # -- tooltip ----------------------------------------------------------------------
+    def event(self, e: QEvent) -> bool:
+        if e.type() == QEvent.ToolTip and self.tooltip_provider is not None:
+            q = self.position_at(self.viewport().mapFromGlobal(e.globalPos()))
+            text = self.tooltip_provider(q) if q is not None else None
+            if text:
+                QToolTip.showText(e.globalPos(), text, self)
+            else:
+                QToolTip.hideText()
+                e.ignore()
+            return True
+        return super().event(e)
+
+    # -- badges -----------------------------------------------------------------------
+    def paintEvent(self, e: QPaintEvent) -> None:  # noqa: N802
+        super().paintEvent(e)
+        if not self.picks and not self.caption:
+            return
+        p = QPainter(self.viewport())
+        p.setRenderHint(QPainter.Antialiasing)
+        vis = self.viewport().rect()
+        small = QFont(self.font())
+        small.setPointSizeF(max(6.0, self.font().pointSizeF() * 0.55))
+        small.setBold(True)
+        p.setFont(small)
+        fm = p.fontMetrics()
+        for n, q in enumerate(self.picks, 1):
+            r = self._char_rect(q)
+            if not vis.intersects(r):
+                continue
+            label = str(n)
+            w = max(fm.horizontalAdvance(label) + 4, fm.height())
+            badge = QRect(r.right() - w // 2, r.top() - fm.height() // 3, w, fm.height())
+            p.setBrush(QColor(220, 60, 40))
+            p.setPen(Qt.NoPen)
+            p.drawRoundedRect(badge, fm.height() / 2, fm.height() / 2)
+            p.setPen(Qt.white)
+            p.drawText(badge, Qt.AlignCenter, label)
+        if self.caption:
+            big = QFont(self.font())
+            big.setPointSizeF(self.font().pointSizeF() * 0.8)
+            p.setFont(big)
+            fm = p.fontMetrics()
+            box = QRect(vis.left() + 8, vis.bottom() - fm.height() * 2 - 8, vis.width() - 16, fm.height() * 2)
+            p.setBrush(QColor(20, 20, 30, 200))
+            p.setPen(Qt.NoPen)
+            p.drawRoundedRect(box, 8, 8)
+            p.setPen(Qt.white)
+            p.drawText(box.adjusted(12, 0, -12, 0), Qt.AlignVCenter | Qt.AlignLeft | Qt.TextWordWrap, self.caption)
+        p.end()

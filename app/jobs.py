@@ -1,0 +1,269 @@
+"""The long jobs the worker thread runs: generators of plain events (no Qt).
+
+The worker (app.worker) iterates one of these at a time and emits each event
+as a signal; tests and the benchmark drive the same generators. The model and
+the live decoding session stay here, in ``EngineState``, inside the worker
+thread: widgets only ever see the dataclasses below.
+
+Playback control is cooperative (``FillControl``): Pause bumps a generation
+counter and Cancel sets a flag; a fill checks both between steps, so either
+takes effect within one step.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .run_record import RunOptions, StepRecord
+
+
+# -- events ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    path: str
+    device: str  # what the status bar shows, e.g. "CPU (2 threads)"
+    block_size: int
+    n_params: int
+    loss_by_known: tuple[float, ...] | None  # L_t in bits, for the budget plot
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ModelFailed:
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: int
+    n_masked: int
+    schedule: tuple[int, ...]  # planned characters per step ((): one per step)
+    at_step: int = 0  # > 0 for a branch: steps before this one are kept
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    run_id: int
+    step: StepRecord
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    k: int
+    n: int
+    budget: tuple[int, ...]  # DP schedule, characters per step
+    budget_bits: float
+    naive: tuple[int, ...]
+    naive_bits: float
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    order: str
+    total_bits: float
+    bits_per_char: float
+    network_calls: int
+    positions: tuple[int, ...]
+    bits: tuple[float, ...]  # per masked position, in ``positions`` order
+
+
+@dataclass(frozen=True)
+class ExportDone:
+    path: str
+    frames: int
+
+
+# -- shared state ------------------------------------------------------------------
+class FillControl:
+    """Pause, cancel and pacing, shared between the GUI thread and the worker."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._generation = 0
+        self.cancelled = threading.Event()
+        self.delay_s = 0.0  # pause between steps (playback speed)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def pause(self) -> None:
+        """Ask the running fill to stop after its current step."""
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.pause()
+
+    def should_stop(self, generation: int) -> bool:
+        return self.cancelled.is_set() or generation != self._generation
+
+    def sleep(self, generation: int) -> None:
+        """Wait ``delay_s``, waking at once on pause or cancel."""
+        if self.delay_s <= 0:
+            return
+        with self._cond:
+            self._cond.wait_for(lambda: self.should_stop(generation), timeout=self.delay_s)
+
+
+@dataclass
+class EngineState:
+    """Lives in the worker thread: the loaded model and the current session."""
+
+    model: Any = None  # ardm_core LoadedModel
+    session: Any = None  # ardm_core DecodeSession
+    run_id: int = 0
+    options: RunOptions = field(default_factory=RunOptions)
+    n_picked: int = 0  # hand-picked positions at the head of an explicit order
+
+
+# -- jobs --------------------------------------------------------------------------
+def load_model_job(state: EngineState, path: str, device: str) -> Iterator[Any]:
+    from ardm_core.checkpoint import ModelFileError, load_model
+    from ardm_core.device import describe_device, resolve_device
+
+    try:
+        dev = resolve_device(device)
+        model = load_model(path, dev)
+    except (ModelFileError, ValueError, OSError) as exc:
+        yield ModelFailed(path=str(path), message=str(exc))
+        return
+    state.model, state.session = model, None
+    yield model_info(model, describe_device(dev))
+
+
+def model_info(model: Any, device: str) -> ModelInfo:
+    lbk = model.loss_by_known
+    return ModelInfo(
+        name=model.name, path=str(model.path or ""), device=device, block_size=int(model.config.block_size),
+        n_params=int(sum(p.numel() for p in model.net.parameters())),
+        loss_by_known=None if lbk is None else tuple(float(x) for x in lbk), fingerprint=model.fingerprint,
+    )
+
+
+def start_fill_job(state: EngineState, run_id: int, text: str, masked: list[int], options: RunOptions) -> Iterator[Any]:
+    """Open a new decoding session (no model call yet)."""
+    from ardm_core.session import DecodeSession, SamplingOptions
+
+    if state.model is None:
+        raise RuntimeError("no model is loaded; open a model folder first (File > Open model...)")
+    sampling = SamplingOptions(temperature=options.temperature, top_p=options.top_p)
+    order, explicit, steps = options.order, None, options.steps
+    state.n_picked = 0
+    if order == "explicit":
+        picked = [p for p in options.explicit if p in set(masked)]
+        rest = [p for p in masked if p not in set(picked)]
+        explicit, steps = picked + rest, None  # the rest left to right unless rest_order says otherwise
+        state.n_picked = len(picked)
+    state.session = DecodeSession(state.model, text, masked, order=order, steps=steps, explicit=explicit,
+                                  sampling=sampling, seed=options.seed)
+    state.run_id, state.options = run_id, options
+    sched = getattr(state.session, "schedule", None)
+    yield RunStarted(run_id=run_id, n_masked=int(state.session.n_masked),
+                     schedule=tuple(int(s) for s in sched.sizes) if sched is not None else ())
+
+
+def advance_job(state: EngineState, control: FillControl, generation: int, n: int | None) -> Iterator[Any]:
+    """Compute up to ``n`` steps (all when None); stops within one step on pause or cancel."""
+    session = state.session
+    if session is None:
+        return
+    done = 0
+    while not session.done and (n is None or done < n):
+        if control.should_stop(generation):
+            return
+        if state.options.order == "explicit" and len(session.steps) == state.n_picked and state.n_picked \
+                and state.options.rest_order not in ("explicit", "l2r"):
+            # the hand-picked head is done: the rest follows another order
+            session = state.session = session.branch(state.n_picked, order=state.options.rest_order)
+            state.n_picked = 0
+        step = session.step()
+        if step is None:
+            break
+        yield StepEvent(run_id=state.run_id, step=StepRecord.from_step(step))
+        done += 1
+        if not session.done:
+            control.sleep(generation)
+    if session.done:
+        yield RunFinished(run_id=state.run_id, steps=len(session.steps))
+
+
+def branch_job(state: EngineState, run_id: int, at_step: int, options: RunOptions) -> Iterator[Any]:
+    """Keep the first ``at_step`` steps and resample the rest with new options (a new seed)."""
+    from ardm_core.session import SamplingOptions
+
+    if state.session is None:
+        raise RuntimeError("there is no run to resample; press Run first")
+    sampling = SamplingOptions(temperature=options.temperature, top_p=options.top_p)
+    changes: dict[str, Any] = {"seed": options.seed, "sampling": sampling}
+    if options.order != "explicit":
+        changes["order"] = options.order
+    state.session = state.session.branch(at_step, **changes)
+    state.run_id, state.options = run_id, options
+    state.n_picked = max(0, state.n_picked - at_step)
+    sched = getattr(state.session, "schedule", None)
+    yield RunStarted(run_id=run_id, n_masked=int(state.session.n_masked),
+                     schedule=tuple(int(s) for s in sched.sizes) if sched is not None else (), at_step=at_step)
+
+
+def plan_job(state: EngineState, k: int, n_text: int, n: int) -> Iterator[Any]:
+    """The paper's DP schedule for budget K over the n masked of n_text characters, and the naive split.
+
+    Planned exactly as the session plans it: the window's L_t table resampled
+    to the document, starting from the n_text - n characters already known.
+    """
+    from ardm_core.budget import budget_schedule, document_table, naive_schedule
+
+    model = state.model
+    if model is None or model.loss_by_known is None or n <= 0 or k <= 0 or n_text < n:
+        return
+    k = min(k, n)
+    table = document_table(model.loss_by_known, n_text)
+    b = budget_schedule(table, k, start=n_text - n, n=n)
+    nv = naive_schedule(table, k, start=n_text - n, n=n)
+    yield SchedulePlan(k=k, n=n, budget=tuple(int(s) for s in b.sizes), budget_bits=float(b.expected_bits),
+                       naive=tuple(int(s) for s in nv.sizes), naive_bits=float(nv.expected_bits))
+
+
+def compare_job(state: EngineState, control: FillControl, text: str, masked: list[int], orders: list[str],
+                steps: int | None, seed: int) -> Iterator[Any]:
+    """Bits of the original text behind the masks under each order (teacher forcing)."""
+    from ardm_core.session import score
+
+    if state.model is None:
+        raise RuntimeError("no model is loaded")
+    for order in orders:
+        if control.cancelled.is_set():
+            return
+        r = score(state.model, text, masked, order=order, steps=steps, seed=seed)
+        yield CompareRow(order=order, total_bits=float(r.total_bits), bits_per_char=float(r.bits_per_char),
+                         network_calls=int(r.network_calls), positions=tuple(int(p) for p in r.positions),
+                         bits=tuple(float(b) for b in r.bits))
+
+
+def export_frames_job(control: FillControl, run: Any, n_steps: int, path: str, fmt: str) -> Iterator[Any]:
+    from .frames import render_frames
+
+    t0 = time.perf_counter()
+    count = 0
+    for count in render_frames(run, n_steps, Path(path), fmt):
+        if control.cancelled.is_set():
+            return
+    del t0
+    yield ExportDone(path=path, frames=count)

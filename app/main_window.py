@@ -1,0 +1,574 @@
+"""ARDM Studio's main window: editor in the middle, order and mask tools left, run stats right.
+
+Every model call goes through ``EngineClient`` (one worker in one QThread);
+the window reacts to its events. Settings are read in ``__init__`` and written
+in ``closeEvent``; text saves go through QSaveFile; autosave and run files
+through atomic writes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QColor, QTextCharFormat, QTextCursor, QUndoStack
+from PySide6.QtWidgets import (
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QStackedWidget,
+    QTextEdit, QToolBar,
+)
+
+from ardm_core.paths import default_model_dir
+
+from . import autosave
+from .compare_panel import ComparePanel
+from .editor import MaskEditor
+from .highlighter import RunHighlighter, describe_bits
+from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, SchedulePlan
+from .mask_tools import MaskToolsPanel, positions_for
+from .masked_document import MaskedDocument, PosMap
+from .order_panel import EXPLICIT, OrderPanel
+from .playback_bar import PlaybackBar
+from .run_controller import RunController
+from .settings import Settings, load_settings, save_settings
+from .stats_panel import StatsPanel
+from .undo import UndoMirror
+from .window_actions import build_actions, build_menus, build_toolbar
+from .window_files import WindowFiles
+from .worker import EngineClient, JobError, JobFinished
+
+APP_TITLE = "ARDM Studio"
+PRESENTATION_SPEED = 3  # steps per second when teaching
+
+
+class MainWindow(WindowFiles, QMainWindow):
+    def __init__(self, model_path: str | Path | None = None, file: str | Path | None = None,
+                 settings: Settings | None = None, offer_recovery: bool = True) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.file_path: Path | None = None
+        self.model_info: ModelInfo | None = None
+        self.model_error = ""
+        self.messages: list[str] = []  # every message shown (tests and the log read it)
+        self.last_error: JobError | None = None
+        self._boxes: list[QMessageBox] = []
+        self._saved_version = 0
+        self._autosaved_version = -1
+        self._build_core()
+        self._build_widgets()
+        self.actions_ = build_actions(self)
+        build_menus(self, self.actions_)
+        build_toolbar(self, self.actions_)
+        self._build_statusbar()
+        self._connect()
+        self._apply_settings()
+        self._update_title()
+        self._update_controls()
+        self.load_model(str(model_path or self.settings.model_path or default_model_dir()))
+        self.recovery: autosave.Snapshot | None = autosave.read_snapshot() if offer_recovery else None
+        if file is not None:
+            self.open_file(Path(file))
+        if self.recovery is not None:
+            QTimer.singleShot(0, self._offer_recovery)
+
+    # -- building -------------------------------------------------------------------------
+    def _build_core(self) -> None:
+        self.client = EngineClient(self)
+        self.editor = MaskEditor()
+        self.mdoc = MaskedDocument(self.editor.document(), self)
+        self.undo_stack = QUndoStack(self)
+        self.editor.setUndoRedoEnabled(True)
+        self.mirror = UndoMirror(self.editor.document(), self.undo_stack, self)
+        self.highlighter = RunHighlighter(self.editor.document())
+        self.runner = RunController(self.client, self.mdoc, self.highlighter, self.mirror, self)
+
+    def _build_widgets(self) -> None:
+        self.setWindowTitle(APP_TITLE)
+        self.resize(1200, 760)
+        self.original_view = QPlainTextEdit()
+        self.original_view.setReadOnly(True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.editor)
+        self.stack.addWidget(self.original_view)
+        self.setCentralWidget(self.stack)
+        self.editor.tooltip_provider = self.tooltip_for
+        self.order_panel = OrderPanel()
+        self.mask_tools = MaskToolsPanel()
+        self.stats = StatsPanel()
+        self.compare_panel = ComparePanel()
+        self.docks = {}
+        for key, title, widget, area in (
+            ("order", "Order", self.order_panel, Qt.LeftDockWidgetArea),
+            ("mask", "Mask tools", self.mask_tools, Qt.LeftDockWidgetArea),
+            ("stats", "Run", self.stats, Qt.RightDockWidgetArea),
+            ("compare", "Compare orders", self.compare_panel, Qt.RightDockWidgetArea),
+        ):
+            d = QDockWidget(title, self)
+            d.setObjectName(f"dock_{key}")
+            d.setWidget(widget)
+            self.addDockWidget(area, d)
+            self.docks[key] = d
+        self.playback = PlaybackBar()
+        tb = QToolBar("Playback", self)
+        tb.setObjectName("playback_toolbar")
+        tb.addWidget(self.playback)
+        self.addToolBar(Qt.BottomToolBarArea, tb)
+
+    def _build_statusbar(self) -> None:
+        self.device_label = QLabel("device: -")
+        self.model_label = QLabel("model: loading...")
+        sb = self.statusBar()
+        sb.addPermanentWidget(self.model_label)
+        sb.addPermanentWidget(self.device_label)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        for d in self.docks.values():
+            self.view_menu.addAction(d.toggleViewAction())
+
+    def _connect(self) -> None:
+        self.client.event.connect(self._on_event)
+        self.client.errored.connect(self._on_error)
+        self.client.finished.connect(self._on_job_finished)
+        self.runner.changed.connect(self._update_controls)
+        self.runner.message.connect(self.notify_status)
+        self.runner.run_done.connect(self._on_run_done)
+        self.playback.run_clicked.connect(self.run_fill)
+        self.playback.pause_clicked.connect(self.pause_fill)
+        self.playback.step_clicked.connect(self.step_fill)
+        self.playback.back_clicked.connect(self.step_back)
+        self.playback.reset_clicked.connect(self.reset_fill)
+        self.playback.resample_clicked.connect(self.resample)
+        self.playback.seek.connect(self.runner.seek)
+        self.playback.speed_changed.connect(self._speed_changed)
+        self.order_panel.budget_changed.connect(self._replan)
+        self.order_panel.pick_mode_changed.connect(self._set_pick_mode)
+        self.order_panel.undo_pick.connect(self._undo_pick)
+        self.order_panel.clear_picks.connect(lambda: self._set_picks([]))
+        self.editor.picked.connect(self._pick)
+        self.mask_tools.apply_requested.connect(self.apply_mask_tool)
+        self.mask_tools.unmask_all_requested.connect(self.unmask_all)
+        self.compare_panel.compare_requested.connect(self.compare_orders)
+        self.mdoc.masks_changed.connect(self._masks_changed)
+        self.editor.document().contentsChange.connect(lambda *_: self._update_title())
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.timeout.connect(self.autosave_now)
+
+    def _apply_settings(self) -> None:
+        s = self.settings
+        self.editor.set_font_size(s.font_size)
+        self.order_panel.set_order(s.last_order)
+        self.order_panel.k_slider.setValue(s.budget_k)
+        self.order_panel.temperature.setValue(s.temperature)
+        self.order_panel.top_p.setValue(s.top_p)
+        self.order_panel.seed.setValue(s.seed)
+        self.playback.speed.setValue(s.speed)
+        self.set_colour_mode(s.colour_mode)
+        self.autosave_timer.start(s.autosave_seconds * 1000)
+        apply_theme(QApplication.instance(), s.theme)
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray.fromHex(s.window_geometry.encode()))
+
+    # -- messages ---------------------------------------------------------------------------
+    def notify_status(self, text: str) -> None:
+        self.messages.append(text)
+        self.statusBar().showMessage(text, 8000)
+
+    def notify(self, title: str, text: str, error: bool = False, details: str = "") -> QMessageBox:
+        """A message that never blocks: a non-modal box plus the status bar."""
+        self.notify_status(f"{title}: {text}")
+        box = QMessageBox(QMessageBox.Critical if error else QMessageBox.Information, title, text,
+                          QMessageBox.Ok, self)
+        box.setWindowModality(Qt.NonModal)
+        if details:
+            box.setDetailedText(details)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        box.finished.connect(lambda *_: self._boxes.remove(box) if box in self._boxes else None)
+        self._boxes.append(box)
+        box.show()
+        return box
+
+    # -- model ------------------------------------------------------------------------------
+    def load_model(self, path: str) -> None:
+        self.model_label.setText(f"model: loading {Path(path).name}...")
+        self.client.load_model(path, self.settings.device)
+
+    def open_model_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open model folder", str(default_model_dir().parent))
+        if path:
+            self.settings.model_path = path
+            self.load_model(path)
+
+    def _on_event(self, ev) -> None:
+        if isinstance(ev, ModelInfo):
+            self.model_info, self.model_error = ev, ""
+            self.model_label.setText(f"model: {ev.name} ({ev.n_params / 1e6:.1f}M, window {ev.block_size})")
+            self.device_label.setText(f"device: {ev.device}")
+            self.stats.set(device=ev.device, model=ev.name)
+            self.notify_status(f"Loaded model {ev.name} on {ev.device}")
+            self._replan()
+        elif isinstance(ev, ModelFailed):
+            self.model_info, self.model_error = None, ev.message
+            self.model_label.setText("model: none")
+            self.notify("Could not load the model", f"{ev.message}\n\nYou can still edit and mask text; "
+                        "open another model folder with File > Open model...", error=True)
+        elif isinstance(ev, SchedulePlan):
+            self.order_panel.plot.set_plan(ev)
+        elif isinstance(ev, CompareRow):
+            self.compare_panel.add_row(ev)
+        elif isinstance(ev, ExportDone):
+            self.notify_status(f"Wrote {ev.frames} frames to {ev.path}")
+        self._update_controls()
+
+    def _on_error(self, err: JobError) -> None:
+        self.last_error = err
+        if err.kind in ("start", "advance", "branch"):
+            self.runner.cancel()
+        self.notify("The model job failed", f"{err.kind}: {err.message}", error=True, details=err.details)
+        self._update_controls()
+
+    def _on_job_finished(self, done: JobFinished) -> None:
+        if done.kind == "compare":
+            self.compare_panel.compare_btn.setEnabled(True)
+        self._update_controls()
+
+    # -- masking ----------------------------------------------------------------------------
+    def _selection(self) -> tuple[int, int]:
+        c = self.editor.textCursor()
+        text = self.editor.toPlainText()
+        pm = PosMap(text)
+        return pm.to_py(c.selectionStart()), pm.to_py(c.selectionEnd())
+
+    def mask_selection(self) -> int:
+        a, b = self._selection()
+        if a == b:
+            self.notify_status("Select the characters to mask first")
+            return 0
+        n = self._mask(range(a, b), f"Mask {b - a} characters")
+        return n
+
+    def unmask_selection(self) -> int:
+        a, b = self._selection()
+        self.mirror.label("Unmask")
+        return self.mdoc.unmask(range(a, b))
+
+    def unmask_all(self) -> int:
+        self.mirror.label("Unmask all")
+        return self.mdoc.unmask(self.mdoc.state().masked)
+
+    def _mask(self, positions, label: str) -> int:
+        if self.runner.running:
+            self.notify_status("Pause the run before changing the masks")
+            return 0
+        self.mirror.label(label)
+        n = self.mdoc.mask(positions)
+        self.notify_status(f"Masked {n} characters" if n else "Nothing new to mask there")
+        return n
+
+    def apply_mask_tool(self, tool: str, params: dict) -> int:
+        text = self.mdoc.state().original
+        a, b = self._selection() if params.get("selection_only") else (0, len(text))
+        try:
+            pos = positions_for(tool, text, params, a, b)
+        except ValueError as exc:
+            self.notify("Mask tool", str(exc), error=True)
+            return 0
+        return self._mask(pos, f"Mask ({tool})")
+
+    def _masks_changed(self) -> None:
+        n = len(self.mdoc.state().masked)
+        self.order_panel.set_k_range(n)
+        self._set_picks([q for q in self.editor.picks if self.mdoc.is_masked(q)])
+        self._replan()
+        self._update_controls()
+
+    # -- hand-picked order ------------------------------------------------------------------
+    def _set_pick_mode(self, on: bool) -> None:
+        self.editor.pick_mode = on
+        self.editor.viewport().setCursor(Qt.PointingHandCursor if on else Qt.IBeamCursor)
+        self._update_controls()
+
+    def _pick(self, q: int) -> None:
+        if self.runner.running or not self.mdoc.is_masked(q) or q in self.editor.picks:
+            return
+        self._set_picks(self.editor.picks + [q])
+
+    def _undo_pick(self) -> None:
+        self._set_picks(self.editor.picks[:-1])
+
+    def _set_picks(self, picks: list[int]) -> None:
+        self.editor.set_picks(picks)
+        self.order_panel.set_pick_count(len(picks), len(self.mdoc.state().masked))
+
+    def pick_positions(self, positions) -> None:
+        """Pick these Python indices in order (what clicking them does)."""
+        pm = PosMap(self.editor.toPlainText())
+        for p in positions:
+            self._pick(pm.to_qt(p))
+
+    # -- running ----------------------------------------------------------------------------
+    def run_options(self):
+        pm = PosMap(self.editor.toPlainText())
+        explicit = tuple(pm.to_py(q) for q in self.editor.picks)
+        return self.order_panel.options(explicit if self.order_panel.order() == EXPLICIT else ())
+
+    def _can_compute(self) -> bool:
+        if self.model_info is None:
+            self.notify_status("No model is loaded: open a model folder (File > Open model...)")
+            return False
+        return True
+
+    def run_fill(self) -> None:
+        self.runner.set_delay(self.playback.delay_seconds())
+        if self.runner.attached and (self.runner.view < self.runner.recorded or
+                                     (self.runner.live and not self.runner.run.done)):
+            self.runner.play(self.playback.delay_seconds())
+        elif self._can_compute():
+            self.editor.set_picks([])  # the badges give way to the run's colours
+            self.runner.start(self.run_options())
+        self._update_controls()
+
+    def step_fill(self) -> None:
+        if self.runner.attached and (self.runner.view < self.runner.recorded or self.runner.live):
+            self.runner.step()
+        elif self._can_compute():
+            self.runner.start(self.run_options(), n_steps=1)
+        self._update_controls()
+
+    def pause_fill(self) -> None:
+        self.runner.pause()
+
+    def step_back(self) -> None:
+        self.runner.step_back()
+
+    def reset_fill(self) -> None:
+        self.runner.reset()
+
+    def resample(self) -> None:
+        if not self.runner.live:
+            self.notify_status("Resampling needs a run made in this session with the model loaded")
+            return
+        self.order_panel.seed.setValue(self.order_panel.seed.value() + 1)
+        self.runner.resample(self.run_options())
+
+    def _speed_changed(self, _v: int) -> None:
+        self.runner.set_delay(self.playback.delay_seconds())
+
+    def _replan(self, *_args) -> None:
+        k = self.order_panel.k_slider.value()
+        st = self.mdoc.state()
+        n = len(st.masked)
+        if not k or not n or self.model_info is None:
+            msg = "Mask some characters to plan a budget" if not n else "K = 0: one character per step"
+            self.order_panel.plot.set_plan(None, msg if self.model_info else "No model loaded")
+            return
+        if self.model_info.loss_by_known is None:
+            self.order_panel.plot.set_plan(None, "This model has no L_t table: steps are split evenly")
+            return
+        self.client.plan(k, len(st.display), n)
+
+    def _on_run_done(self) -> None:
+        acc = self.runner.run.accuracy(self.runner.view) if self.runner.run else None
+        self.notify_status("Fill complete" + (f": {acc:.0%} of characters match the original" if acc is not None else ""))
+
+    def _update_controls(self) -> None:
+        r = self.runner
+        run = r.run
+        can_compute = self.model_info is not None
+        can_run = bool(run and (r.view < r.recorded or (r.live and not run.done and can_compute))) or \
+            (can_compute and not r.running)
+        self.playback.set_state(running=r.running, can_run=can_run, has_steps=r.recorded > 0, at_end=r.view == r.recorded)
+        self.playback.set_timeline(r.view, r.recorded, len(run.schedule) if run and run.schedule else 0)
+        self.editor.setReadOnly(r.running)
+        A = getattr(self, "actions_", None)
+        if A:
+            for k in ("mask", "unmask", "undo", "redo", "open", "open_run"):
+                A[k].setEnabled(not r.running and (k not in ("undo", "redo") or
+                                                   (self.undo_stack.canUndo() if k == "undo" else self.undo_stack.canRedo())))
+            A["export_run"].setEnabled(r.recorded > 0)
+            A["export_gif"].setEnabled(r.recorded > 0 and not r.running)
+            A["export_png"].setEnabled(r.recorded > 0 and not r.running)
+        self._update_stats()
+        self._update_caption()
+
+    def _update_stats(self) -> None:
+        r = self.runner
+        run = r.run
+        if run is None:
+            self.stats.set(steps="-", calls="-", filled="-", bits="-", bpc="-", ms="-", accuracy="-")
+            return
+        shown = run.steps[: r.view]
+        filled = sum(len(s.positions) for s in shown)
+        bits = shown[-1].cumulative_bits if shown else 0.0
+        acc = run.accuracy(r.view)
+        total_ms = sum(s.ms for s in shown)
+        self.stats.set(
+            steps=f"{r.view} of {r.recorded}" + (" (done)" if run.done else ""),
+            calls=str(shown[-1].network_calls if shown else 0),
+            filled=f"{filled} / {run.n_masked}",
+            bits=f"{bits:.1f}",
+            bpc=f"{bits / filled:.3f}" if filled else "-",
+            ms=f"{total_ms / len(shown):.1f}" if shown else "-",
+            accuracy=f"{acc:.1%}" if acc is not None else "-",
+        )
+
+    # -- seeing the model -------------------------------------------------------------------
+    def set_colour_mode(self, mode: str) -> None:
+        self.settings.colour_mode = mode
+        self.highlighter.set_mode(mode)
+        a = getattr(self, "actions_", {}).get(f"colour_{mode}")
+        if a is not None and not a.isChecked():
+            a.setChecked(True)
+
+    def tooltip_for(self, q: int) -> str | None:
+        hit = self.runner.info_at(q)
+        if hit is None:
+            if self.mdoc.is_masked(q):
+                return "masked" + (f" (pick #{self.editor.picks.index(q) + 1})" if q in self.editor.picks else "")
+            return None
+        step, i = hit
+        orig = self.runner.run.text[step.positions[i]]
+        lines = [f"<b>{_show(step.chars[i])}</b> filled at step {step.index + 1}",
+                 f"probability {step.probs[i]:.3f}, {describe_bits(step.bits[i])} bits",
+                 f"original: {_show(orig)}" + ("" if orig == step.chars[i] else " (differs)")]
+        if i < len(step.topk):
+            lines.append("top 5: " + ", ".join(f"{_show(c)} {p:.2f}" for c, p in step.topk[i]))
+        return "<br>".join(lines)
+
+    def _update_caption(self) -> None:
+        if not (hasattr(self, "actions_") and self.actions_["presentation"].isChecked()):
+            self.editor.caption = ""
+            return
+        s = self.runner.current_step()
+        run = self.runner.run
+        if s is None or run is None:
+            self.editor.caption = "Mask some characters, pick an order, press Run." if run is None else \
+                "Step 0: every masked character is still hidden."
+        else:
+            chars = ", ".join(f"'{_show(c)}'" for c in s.chars[:6]) + (" ..." if len(s.chars) > 6 else "")
+            left = run.n_masked - sum(len(x.positions) for x in run.steps[: self.runner.view])
+            self.editor.caption = (f"Step {s.index + 1} ({run.options.order}): wrote {chars} with "
+                                   f"{s.step_bits:.1f} bits; {left} masked characters left.")
+        self.editor.viewport().update()
+
+    def set_presentation(self, on: bool) -> None:
+        size = self.settings.font_size * (2 if on else 1)
+        self.editor.set_font_size(size)
+        self.playback.speed.setValue(PRESENTATION_SPEED if on else self.settings.speed)
+        for key in ("mask", "compare"):
+            self.docks[key].setVisible(not on)
+        self._update_caption()
+
+    def show_original(self, on: bool) -> None:
+        if not on:
+            self.stack.setCurrentWidget(self.editor)
+            return
+        st = self.mdoc.state()
+        self.original_view.setFont(self.editor.font())
+        self.original_view.setPlainText(st.original)
+        pm = PosMap(st.original)
+        sels = []
+        wrong = QTextCharFormat()
+        wrong.setBackground(QColor(240, 90, 80, 120))
+        right = QTextCharFormat()
+        right.setBackground(QColor(90, 200, 110, 90))
+        hidden = QTextCharFormat()
+        hidden.setBackground(QColor(120, 160, 255, 90))
+        display = st.display
+        for i, _orig in st.filled:
+            sels.append(self._sel(pm.to_qt(i), right if display[i] == st.original[i] else wrong))
+        for i in st.masked:
+            sels.append(self._sel(pm.to_qt(i), hidden))
+        self.original_view.setExtraSelections(sels)
+        self.stack.setCurrentWidget(self.original_view)
+        self.notify_status("Original text: green = the fill matched, red = it differs, blue = still masked")
+
+    def _sel(self, q: int, fmt: QTextCharFormat) -> QTextEdit.ExtraSelection:
+        s = QTextEdit.ExtraSelection()
+        c = QTextCursor(self.original_view.document())
+        c.setPosition(q)
+        c.setPosition(q + 1, QTextCursor.KeepAnchor)
+        s.cursor, s.format = c, fmt
+        return s
+
+    def compare_orders(self, orders: list[str] | None = None) -> None:
+        if not self._can_compute():
+            return
+        st = self.mdoc.state()
+        if not st.masked:
+            self.notify_status("Mask some characters first: compare scores the originals behind the masks")
+            return
+        orders = orders or self.compare_panel.chosen()
+        self.docks["compare"].show()
+        self.docks["compare"].raise_()
+        self.compare_panel.clear()
+        self.compare_panel.compare_btn.setEnabled(False)
+        self.compare_panel.status.setText(f"Scoring {len(st.masked)} characters under {len(orders)} orders...")
+        k = self.order_panel.k_slider.value() or None
+        self.client.compare(st.original, list(st.masked), orders, k, self.order_panel.seed.value())
+
+    def copy_result(self) -> None:
+        QApplication.clipboard().setText(self.mdoc.state().display)
+        self.notify_status("Copied the text as shown (fills included)")
+
+    # -- closing ----------------------------------------------------------------------------
+    def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
+        if not self.maybe_discard():
+            e.ignore()
+            return
+        self.runner.cancel()
+        self.autosave_timer.stop()
+        self.client.shutdown()
+        self.settings.last_order = self.order_panel.order() if self.order_panel.order() != EXPLICIT else "confidence"
+        self.settings.budget_k = self.order_panel.k_slider.value()
+        self.settings.temperature = self.order_panel.temperature.value()
+        self.settings.top_p = self.order_panel.top_p.value()
+        self.settings.seed = self.order_panel.seed.value()
+        if not self.actions_["presentation"].isChecked():
+            self.settings.speed = self.playback.speed.value()
+        self.settings.window_geometry = bytes(self.saveGeometry().toHex()).decode()
+        try:
+            save_settings(self.settings)
+        except OSError:
+            pass
+        autosave.clear_snapshot()  # a clean exit: nothing to recover next time
+        for box in list(self._boxes):
+            box.close()
+        e.accept()
+
+
+def _show(c: str) -> str:
+    return {"\n": "\\n", "\t": "\\t", " ": "\u2423"}.get(c, c.replace("<", "&lt;"))
+
+
+def apply_theme(app, theme: str) -> None:
+    from PySide6.QtGui import QPalette
+
+    if app is None:
+        return
+    if theme == "dark":
+        p = QPalette()
+        for role, colour in ((QPalette.Window, QColor(45, 45, 48)), (QPalette.WindowText, Qt.white),
+                             (QPalette.Base, QColor(30, 30, 32)), (QPalette.AlternateBase, QColor(45, 45, 48)),
+                             (QPalette.Text, Qt.white), (QPalette.Button, QColor(55, 55, 58)),
+                             (QPalette.ButtonText, Qt.white), (QPalette.Highlight, QColor(60, 110, 200)),
+                             (QPalette.HighlightedText, Qt.white), (QPalette.ToolTipBase, QColor(60, 60, 64)),
+                             (QPalette.ToolTipText, Qt.white)):
+            p.setColor(role, colour)
+        app.setPalette(p)
+    else:
+        app.setPalette(app.style().standardPalette())
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ardm-studio`` gui-script and of main.py: ``ardm-studio [FILE] [--model DIR]``."""
+    import argparse
+
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="ardm-studio", description="Mask text and watch an ARDM fill it")
+    ap.add_argument("file", nargs="?", help="a UTF-8 text file or an exported run (.json) to open")
+    ap.add_argument("--model", help="model folder (default: the shipped model)")
+    args = ap.parse_args(argv)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName(APP_TITLE)
+    w = MainWindow(model_path=args.model, file=args.file)
+    w.show()
+    return app.exec()

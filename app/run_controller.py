@@ -1,0 +1,311 @@
+"""Playback of one fill: records the worker's steps and shows any prefix of them in the document.
+
+The worker computes steps (app.jobs.advance_job); this object keeps the
+``RunRecord``, and a "view" position: how many recorded steps the document
+shows. Applying or taking back a step edits only that step's characters
+(one undo level for the whole run, see MaskedDocument.begin_fill) and
+re-highlights only the blocks they sit in, so a step costs the same in a
+100,000-character document as in a short one. Steps that arrive faster than
+the screen refreshes are applied together on the next timer tick.
+
+A run recorded earlier (a run file) replays the same way without the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from .highlighter import RunHighlighter
+from .jobs import RunFinished, RunStarted, StepEvent
+from .masked_document import MaskedDocument, PosMap
+from .run_record import RunOptions, RunRecord, StepRecord
+from .undo import UndoMirror
+from .worker import EngineClient, JobFinished
+
+
+class RunController(QObject):
+    changed = Signal()  # view, recorded steps or running state changed
+    message = Signal(str)  # something for the status bar
+    run_done = Signal()  # the view reached the last step of a complete run
+
+    FLUSH_MS = 16  # apply queued steps at most once per frame
+
+    def __init__(self, client: EngineClient, mdoc: MaskedDocument, highlighter: RunHighlighter, mirror: UndoMirror,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.mdoc = mdoc
+        self.hl = highlighter
+        self.mirror = mirror
+        self.run: RunRecord | None = None
+        self.view = 0  # recorded steps shown in the document
+        self.computing = False  # the worker is computing steps for us
+        self.replaying = False  # a timer is stepping through recorded steps
+        self.live = False  # the worker holds a session for this run (False for a run read from a file)
+        self._ids = itertools.count(1)
+        self.run_id = 0
+        self._pm = PosMap("")
+        self._pending: list[StepRecord] = []
+        self._applying = False
+        self._follow = True
+        self._flush = QTimer(self, singleShot=True, interval=self.FLUSH_MS)
+        self._flush.timeout.connect(self._apply_pending)
+        self._replay = QTimer(self)
+        self._replay.timeout.connect(self._replay_tick)
+        client.event.connect(self._on_event)
+        client.finished.connect(self._on_finished)
+        mdoc.doc.contentsChange.connect(self._on_contents_change)
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.computing or self.replaying
+
+    @property
+    def recorded(self) -> int:
+        return len(self.run.steps) if self.run else 0
+
+    @property
+    def attached(self) -> bool:
+        return self.run is not None
+
+    def current_step(self) -> StepRecord | None:
+        return self.run.steps[self.view - 1] if self.run and self.view else None
+
+    def info_at(self, q: int) -> tuple[StepRecord, int] | None:
+        """(step, index within it) that filled the character at Qt position q, if shown."""
+        if not self.run or q >= len(self.hl.step_of):
+            return None
+        s = int(self.hl.step_of[q])
+        if s < 0 or s >= self.view:
+            return None
+        step = self.run.steps[s]
+        p = self._pm.to_py(q)
+        try:
+            return step, step.positions.index(p)
+        except ValueError:
+            return None
+
+    # -- starting -----------------------------------------------------------------------
+    def start(self, options: RunOptions, n_steps: int | None = None) -> bool:
+        """A new run over the document's current masks; computes n_steps (None: all) steps."""
+        st = self.mdoc.state()
+        if not st.masked:
+            self.message.emit("Nothing to fill: mask some characters first (select text, then Ctrl+M)")
+            return False
+        self.detach()
+        self.run_id = next(self._ids)
+        self.run = RunRecord(text=st.original, masked=st.masked, options=options)
+        self._begin_view(st.display)
+        self.live = True
+        self.computing = True
+        self.client.start_fill(self.run_id, st.original, list(st.masked), options)
+        self.client.advance(n_steps)
+        self.changed.emit()
+        return True
+
+    def load(self, run: RunRecord) -> None:
+        """Show a recorded run (document already holds its text and masks); replayable without the model."""
+        self.detach()
+        self.run_id = next(self._ids)
+        self.run = run
+        self.live = False
+        self._begin_view(self.mdoc.state().display)
+        self.changed.emit()
+
+    def _begin_view(self, display: str) -> None:
+        self._pm = PosMap(display)
+        self.view = 0
+        self._pending.clear()
+        self._follow = True
+        self.hl.reset(self.mdoc.doc.characterCount())
+        self.hl.n_steps = max(1, len(self.run.schedule) if self.run and self.run.schedule else (self.run.n_masked if self.run else 1))
+        label = f"Fill ({self.run.options.order})" if self.run else "Fill"
+        self.mirror.label(label)
+        self.mdoc.begin_fill()
+
+    def detach(self) -> None:
+        """Forget the run's view (the document keeps what it shows)."""
+        if self.computing:
+            self.client.pause()
+        self._replay.stop()
+        self.replaying = self.computing = False
+        self.mdoc.end_fill()
+        self.mirror.suppress = False
+        self.run = None
+        self.live = False
+        self.view = 0
+        self._pending.clear()
+        self.hl.clear()
+        self.changed.emit()
+
+    # -- worker events --------------------------------------------------------------------
+    def _on_event(self, ev) -> None:
+        if isinstance(ev, RunStarted) and ev.run_id == self.run_id and self.run is not None:
+            self.run.schedule = ev.schedule
+            if ev.schedule:
+                self.hl.n_steps = max(1, len(ev.schedule))
+        elif isinstance(ev, StepEvent) and ev.run_id == self.run_id and self.run is not None:
+            self._pending.append(ev.step)
+            if not self._flush.isActive():
+                self._flush.start()
+        elif isinstance(ev, RunFinished) and ev.run_id == self.run_id:
+            self._apply_pending()
+            self.computing = False
+            self.changed.emit()
+
+    def _on_finished(self, done: JobFinished) -> None:
+        if done.kind in ("advance", "start", "branch") and not any(
+                k in ("advance", "start", "branch") for k in self.client.pending_kinds()):
+            self._apply_pending()
+            self.computing = False
+            self.changed.emit()
+
+    def _apply_pending(self) -> None:
+        if not self._pending or self.run is None:
+            self._pending.clear()
+            return
+        steps, self._pending = self._pending, []
+        for s in steps:
+            if s.index != len(self.run.steps):
+                continue  # a stale step from before a branch
+            self.run.steps.append(s)
+            if self._follow and self.view == len(self.run.steps) - 1:
+                self._apply(s)
+        self.changed.emit()
+        if self.run.done and self.view == self.recorded:
+            self.run_done.emit()
+
+    # -- moving the view ------------------------------------------------------------------
+    def _apply(self, s: StepRecord) -> None:
+        prev = self.current_step()
+        q = [self._pm.to_qt(p) for p in s.positions]
+        self._edit(lambda: self.mdoc.write_fill(q, s.chars, [self.run.text[p] for p in s.positions]))
+        self.hl.set_step(q, s.index, s.probs, s.bits)
+        self.view += 1
+        self.hl.current_step = s.index
+        self.hl.rehighlight_positions(q + ([self._pm.to_qt(p) for p in prev.positions] if prev else []))
+
+    def _unapply(self, s: StepRecord) -> None:
+        q = [self._pm.to_qt(p) for p in s.positions]
+        self.hl.set_step(q, -1, (), ())
+        self._edit(lambda: self.mdoc.unwrite_fill(q, [self.run.text[p] for p in s.positions]))
+        self.view -= 1
+        prev = self.current_step()
+        self.hl.current_step = prev.index if prev else -1
+        if prev:
+            self.hl.rehighlight_positions([self._pm.to_qt(p) for p in prev.positions])
+
+    def _edit(self, fn) -> None:
+        self._applying = True
+        self.mirror.suppress = not self.mdoc._fill_first  # only the run's first edit adds an undo level
+        try:
+            fn()
+        finally:
+            self.mirror.suppress = False
+            self._applying = False
+
+    def seek(self, n: int) -> None:
+        if self.run is None:
+            return
+        n = max(0, min(n, self.recorded))
+        while self.view > n:
+            self._unapply(self.run.steps[self.view - 1])
+        while self.view < n:
+            self._apply(self.run.steps[self.view])
+        self._follow = self.view == self.recorded
+        self.changed.emit()
+        if self.run.done and self.view == self.recorded:
+            self.run_done.emit()
+
+    def step(self) -> None:
+        if self.run is None or self.running:
+            return
+        if self.view < self.recorded:
+            self.seek(self.view + 1)
+        elif self.live and not self.run.done:
+            self._follow = True
+            self.computing = True
+            self.client.advance(1)
+            self.changed.emit()
+
+    def step_back(self) -> None:
+        if self.run is not None and not self.running and self.view > 0:
+            self.seek(self.view - 1)
+
+    def play(self, delay_s: float) -> None:
+        """Run: replay recorded steps at the playback speed, then let the worker compute the rest."""
+        if self.run is None or self.running:
+            return
+        if self.view < self.recorded:
+            self.replaying = True
+            self._replay.start(max(1, round(delay_s * 1000)))
+        elif self.live and not self.run.done:
+            self._follow = True
+            self.computing = True
+            self.client.advance(None)
+        self.changed.emit()
+
+    def set_delay(self, delay_s: float) -> None:
+        self.client.set_delay(delay_s)
+        if self._replay.isActive():
+            self._replay.setInterval(max(1, round(delay_s * 1000)))
+
+    def _replay_tick(self) -> None:
+        if self.run is None or self.view >= self.recorded:
+            self._replay.stop()
+            self.replaying = False
+            if self.run is not None and self.live and not self.run.done:
+                self.play(0)
+            self.changed.emit()
+            return
+        self.seek(self.view + 1)
+
+    def pause(self) -> None:
+        self._replay.stop()
+        self.replaying = False
+        if self.computing:
+            self.client.pause()  # the worker stops after its current step; finished() clears `computing`
+        self.changed.emit()
+
+    def cancel(self) -> None:
+        """Stop at once and keep what was filled (Reset also puts the masks back)."""
+        self._replay.stop()
+        self.replaying = False
+        if self.computing:
+            self.client.cancel()
+        self.live = False
+        self.changed.emit()
+
+    def reset(self) -> None:
+        """Stop and show the document as it was before the run (every mask back)."""
+        self.cancel()
+        self._pending.clear()
+        if self.run is not None:
+            self.seek(0)
+        self._follow = True
+        self.changed.emit()
+
+    def resample(self, options: RunOptions) -> None:
+        """Keep the first `view` steps, sample the rest again with these options."""
+        if self.run is None or self.running or not self.live:
+            return
+        at = self.view
+        self.run.truncate(at)
+        self.run.options = options
+        self.run_id = next(self._ids)
+        self._follow = True
+        self.computing = True
+        self.client.branch(self.run_id, at, options)
+        self.client.advance(None)
+        self.changed.emit()
+
+    # -- the user edits the document ------------------------------------------------------
+    def _on_contents_change(self, _pos: int, removed: int, added: int) -> None:
+        if self._applying or self.run is None or (removed == 0 and added == 0):
+            return
+        if self.running:
+            self.cancel()
+        self.detach()  # positions no longer match the run

@@ -1,0 +1,42 @@
+"""Side panel: steps, network calls, total bits, bits per masked character, ms per step, device, accuracy."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+FIELDS = (
+    ("steps", "Steps"),
+    ("calls", "Network calls"),
+    ("filled", "Filled"),
+    ("bits", "Total bits"),
+    ("bpc", "Bits / masked char"),
+    ("ms", "ms / step"),
+    ("accuracy", "Accuracy vs original"),
+    ("device", "Device"),
+    ("model", "Model"),
+)
+
+
+class StatsPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        box = QGroupBox("Run")
+        form = QFormLayout(box)
+        self.labels: dict[str, QLabel] = {}
+        for key, title in FIELDS:
+            lab = QLabel("-")
+            lab.setObjectName(f"stat_{key}")
+            lab.setWordWrap(True)
+            self.labels[key] = lab
+            form.addRow(title, lab)
+        lay.addWidget(box)
+        lay.addStretch(1)
+
+    def set(self, **values: str) -> None:
+        for k, v in values.items():
+            self.labels[k].setText(v)
+
+    def text(self, key: str) -> str:
+        return self.labels[key].text()

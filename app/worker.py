@@ -1,0 +1,178 @@
+"""One worker object in one QThread runs every model call (napari/superqt style).
+
+``EngineClient`` lives in the GUI thread and is the only way widgets reach the
+model: each method queues a job (a generator from app.jobs) into the worker
+thread and returns at once. The worker iterates the generator, emitting each
+yielded dataclass through ``event``; an exception becomes ``errored`` (the
+thread lives on and takes the next job); ``finished`` says a job ended and
+whether it stopped early. Pause and Cancel go through ``FillControl`` (a lock
+and an Event, no Qt), so they take effect within one step even while the
+worker's event loop is busy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from . import jobs
+from .run_record import RunOptions
+
+
+_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()  # every worker thread, for leak checks
+
+
+def running_worker_threads() -> list[QThread]:
+    """Worker threads still running (tests fail if one outlives its window)."""
+    return [t for t in list(_THREADS) if t.isRunning()]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str  # "load", "start", "advance", "branch", "plan", "compare", "export"
+    make: Callable[[], Iterator[Any]]
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    id: int
+    kind: str
+    stopped: bool  # ended early by pause or cancel
+
+
+@dataclass(frozen=True)
+class JobError:
+    id: int
+    kind: str
+    message: str
+    details: str  # the traceback, for the "details" part of a message
+
+
+class Worker(QObject):
+    """Runs jobs one at a time in its own thread; never touches widgets."""
+
+    event = Signal(object)
+    finished = Signal(object)  # JobFinished
+    errored = Signal(object)  # JobError
+
+    def __init__(self, control: jobs.FillControl) -> None:
+        super().__init__()
+        self.control = control
+        self.state = jobs.EngineState()
+
+    @Slot(object)
+    def run_job(self, job: Job) -> None:
+        generation = self.control.generation
+        stopped = False
+        try:
+            for ev in job.make():
+                self.event.emit(ev)
+            stopped = self.control.should_stop(generation)
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the window
+            self.errored.emit(JobError(job.id, job.kind, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        finally:
+            self.finished.emit(JobFinished(job.id, job.kind, stopped))
+
+
+class EngineClient(QObject):
+    """The GUI thread's handle on the worker thread."""
+
+    event = Signal(object)
+    finished = Signal(object)
+    errored = Signal(object)
+    _submit = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.control = jobs.FillControl()
+        self._ids = itertools.count(1)
+        self._thread = QThread()
+        self._thread.setObjectName("ardm-worker")
+        self._worker = Worker(self.control)
+        self._worker.moveToThread(self._thread)
+        self._submit.connect(self._worker.run_job)
+        self._worker.event.connect(self.event)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.errored.connect(self.errored)
+        self._pending: dict[int, str] = {}
+        _THREADS.add(self._thread)
+        self._thread.start()
+
+    # -- bookkeeping ----------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return bool(self._pending)
+
+    def pending_kinds(self) -> list[str]:
+        return list(self._pending.values())
+
+    def _queue(self, kind: str, make: Callable[[], Iterator[Any]]) -> int:
+        if not self._thread.isRunning():
+            raise RuntimeError("the worker thread has stopped")
+        job = Job(next(self._ids), kind, make)
+        self._pending[job.id] = kind
+        self._submit.emit(job)
+        return job.id
+
+    def _on_finished(self, done: JobFinished) -> None:
+        self._pending.pop(done.id, None)
+        self.finished.emit(done)
+
+    # -- jobs -------------------------------------------------------------------------
+    def load_model(self, path: str, device: str = "auto") -> int:
+        st = self._worker.state
+        return self._queue("load", lambda: jobs.load_model_job(st, path, device))
+
+    def start_fill(self, run_id: int, text: str, masked: list[int], options: RunOptions) -> int:
+        self.control.cancelled.clear()
+        st = self._worker.state
+        return self._queue("start", lambda: jobs.start_fill_job(st, run_id, text, list(masked), options))
+
+    def advance(self, n: int | None = None) -> int:
+        """Compute ``n`` more steps (None: until done or paused)."""
+        self.control.cancelled.clear()
+        st, ctl = self._worker.state, self.control
+        gen = ctl.generation  # a pause pressed after this call stops this job
+
+        return self._queue("advance", lambda: jobs.advance_job(st, ctl, gen, n))
+
+    def branch(self, run_id: int, at_step: int, options: RunOptions) -> int:
+        self.control.cancelled.clear()
+        st = self._worker.state
+        return self._queue("branch", lambda: jobs.branch_job(st, run_id, at_step, options))
+
+    def plan(self, k: int, n_text: int, n: int) -> int:
+        st = self._worker.state
+        return self._queue("plan", lambda: jobs.plan_job(st, k, n_text, n))
+
+    def compare(self, text: str, masked: list[int], orders: list[str], steps: int | None, seed: int) -> int:
+        self.control.cancelled.clear()
+        st, ctl = self._worker.state, self.control
+        return self._queue("compare", lambda: jobs.compare_job(st, ctl, text, list(masked), orders, steps, seed))
+
+    def export_frames(self, run: Any, n_steps: int, path: str, fmt: str) -> int:
+        ctl = self.control
+        return self._queue("export", lambda: jobs.export_frames_job(ctl, run, n_steps, path, fmt))
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def cancel(self) -> None:
+        self.control.cancel()
+
+    def set_delay(self, seconds: float) -> None:
+        self.control.delay_s = max(0.0, float(seconds))
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Stop the running job within one step, end the thread and wait for it."""
+        self.control.cancel()
+        self._thread.quit()
+        ok = self._thread.wait(timeout_ms)
+        self._pending.clear()
+        return bool(ok)
