@@ -263,6 +263,7 @@ class DecodeSession:
             new.steps.append(st)
             new._step_ids.append(ids)
         prefix = [len(st.positions) for st in new.steps]
+        new.total_network_calls = new.network_calls  # the calls that produced the prefix
         if "steps" in changes:
             K, n_rem = changes["steps"], int(new._open.sum())
             new.budget = K
