@@ -114,3 +114,55 @@ def exact(model: LoadedModel, text: str, *, order: str = "l2r", seed: int = 0,
         if progress:
             progress(EvalProgress(i + 1, len(wins)))
     return EvalResult(total_bits / len(ids), 0.0, len(ids), 1, order, calls)
+
+
+@torch.inference_mode()
+def estimate_loss_by_known(model: LoadedModel, text: str, *, rounds: int = 4, batch_size: int = 32, seed: int = 0,
+                           progress: Callable[[EvalProgress], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """L_t: expected bits per masked position when t of the D positions are known.
+
+    Every number known k = 0..D-1 gets ``rounds`` random windows with a random
+    order; returns (raw means, a non-increasing table). The paper (appendix A)
+    sorts its estimates, because more context never hurts a calibrated model;
+    with a few samples per k sorting would move noise to the ends, so here the
+    nearest non-increasing sequence (isotonic regression, pool adjacent
+    violators) is used; on monotone estimates both are the same.
+    """
+    D = model.config.block_size
+    ids = torch.as_tensor(model.vocab.encode(text))
+    if len(ids) < D:
+        raise ValueError(f"need at least {D} characters to estimate L_t (got {len(ids)})")
+    g = torch.Generator().manual_seed(seed)
+    sums = np.zeros(D)
+    counts = np.zeros(D)
+    ks = torch.arange(D).repeat(rounds)
+    net = model.net
+    dev = model.device
+    for s in range(0, len(ks), batch_size):
+        k = ks[s : s + batch_size]
+        starts = torch.randint(0, len(ids) - D + 1, (len(k),), generator=g)
+        x = ids[starts[:, None] + torch.arange(D)[None, :]]
+        rank = torch.rand(len(k), D, generator=g).argsort(1).argsort(1)
+        known = rank < k[:, None]
+        logp = net(x.masked_fill(~known, net.mask_id).to(dev)).cpu()
+        tok = logp.gather(-1, x[..., None]).squeeze(-1)
+        masked = ~known & (x != 0)
+        bits = -torch.where(masked, tok, torch.zeros_like(tok)).sum(1) / masked.sum(1).clamp(min=1) / LN2
+        np.add.at(sums, k.numpy(), bits.numpy())
+        np.add.at(counts, k.numpy(), 1)
+        if progress:
+            progress(EvalProgress(s + len(k), len(ks)))
+    raw = sums / np.maximum(counts, 1)
+    return raw, non_increasing(raw)
+
+
+def non_increasing(y: np.ndarray) -> np.ndarray:
+    """Least-squares non-increasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, weight]
+    for v in np.asarray(y, dtype=np.float64):
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            m2, w2 = blocks.pop()
+            m1, w1 = blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2])
+    return np.concatenate([np.full(int(w), m) for m, w in blocks])
