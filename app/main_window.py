@@ -322,15 +322,18 @@ class MainWindow(WindowFiles, QMainWindow):
                                      (self.runner.live and not self.runner.run.done)):
             self.runner.play(self.playback.delay_seconds())
         elif self._can_compute():
-            self.editor.set_picks([])  # the badges give way to the run's colours
-            self.runner.start(self.run_options())
+            options = self.run_options()
+            if self.runner.start(options):
+                self.editor.set_picks([])  # the badges give way to the run's colours
         self._update_controls()
 
     def step_fill(self) -> None:
         if self.runner.attached and (self.runner.view < self.runner.recorded or self.runner.live):
             self.runner.step()
         elif self._can_compute():
-            self.runner.start(self.run_options(), n_steps=1)
+            options = self.run_options()
+            if self.runner.start(options, n_steps=1):
+                self.editor.set_picks([])
         self._update_controls()
 
     def pause_fill(self) -> None:

@@ -1,0 +1,146 @@
+"""Fills through the worker thread: every mask filled, steps in order, hand-picked order, pause, cancel."""
+
+from __future__ import annotations
+
+from app.jobs import StepEvent
+from app.masked_document import MASK_GLYPH
+
+TEXT = "It is a truth universally acknowledged, that a single man in possession of a good fortune."
+
+
+def collect_steps(w) -> list:
+    seen: list = []
+    w.client.event.connect(lambda ev: seen.append(ev.step.index) if isinstance(ev, StepEvent) else None)
+    return seen
+
+
+def wait_idle(qtbot, w, timeout=20_000):
+    qtbot.waitUntil(lambda: not w.runner.running and not w.client.busy, timeout=timeout)
+
+
+def test_full_fill_fills_every_mask_in_order(window, qtbot):
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(10, 30))
+    seen = collect_steps(w)
+    w.order_panel.set_order("confidence")
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done and w.runner.view == w.runner.recorded,
+                    timeout=20_000)
+    wait_idle(qtbot, w)
+    run = w.runner.run
+    assert seen == list(range(len(seen))) and len(seen) == len(run.steps) == 20
+    assert sorted(p for s in run.steps for p in s.positions) == list(range(10, 30))
+    st = w.mdoc.state()
+    assert st.masked == ()
+    assert MASK_GLYPH not in st.display
+    assert st.display[:10] == TEXT[:10] and st.display[30:] == TEXT[30:]
+    assert st.display == run.result()
+    assert w.stats.text("filled") == "20 / 20"
+    assert w.runner.info_at(10) is not None  # hover data for a filled character
+    assert "probability" in w.tooltip_for(10)
+    # the whole fill is one undo level
+    w.undo_stack.undo()
+    assert w.mdoc.state().masked == tuple(range(10, 30))
+
+
+def test_budget_fills_in_k_steps(window, qtbot):
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(0, 40))
+    w.order_panel.k_slider.setValue(5)
+    qtbot.waitUntil(lambda: w.order_panel.plot.plan is not None, timeout=10_000)
+    assert sum(w.order_panel.plot.plan.budget) == 40 and len(w.order_panel.plot.plan.budget) == 5
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
+    wait_idle(qtbot, w)
+    assert len(w.runner.run.steps) == 5
+    assert w.mdoc.state().masked == ()
+
+
+def test_hand_picked_order_is_followed_exactly(window, qtbot):
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(20, 32))
+    w.order_panel.set_order("explicit")
+    assert w.editor.pick_mode
+    picks = [31, 20, 25, 22]
+    w.pick_positions(picks)
+    w.pick_positions([5])  # not masked: ignored
+    assert len(w.editor.picks) == 4
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
+    wait_idle(qtbot, w)
+    order = [p for s in w.runner.run.steps for p in s.positions]
+    assert order[:4] == picks
+    assert sorted(order) == list(range(20, 32))
+    rest = [p for p in range(20, 32) if p not in picks]
+    assert order[4:] == rest  # the rest left to right (default "fill the rest" order)
+
+
+def test_pause_then_continue_and_cancel(window, qtbot):
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(0, 60))
+    w.playback.speed.setValue(50)  # 20 ms between steps
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.recorded >= 3, timeout=20_000)
+    w.pause_fill()
+    wait_idle(qtbot, w)
+    n = w.runner.recorded
+    assert 3 <= n < 60 and not w.runner.run.done
+    qtbot.wait(100)
+    assert w.runner.recorded == n  # paused: nothing more arrives
+    assert w.runner.view == n
+    w.step_fill()  # one more step on request
+    qtbot.waitUntil(lambda: w.runner.recorded == n + 1, timeout=10_000)
+    wait_idle(qtbot, w)
+    w.step_back()
+    assert w.runner.view == n and w.mdoc.state().masked.__len__() == 60 - sum(
+        len(s.positions) for s in w.runner.run.steps[:n])
+    w.run_fill()  # continue: replays the recorded step, then computes on
+    qtbot.waitUntil(lambda: w.runner.recorded >= n + 4, timeout=20_000)
+    w.runner.cancel()
+    wait_idle(qtbot, w)
+    m = w.runner.recorded
+    qtbot.wait(100)
+    assert w.runner.recorded == m < 60  # cancelled within one step
+
+
+def test_timeline_seek_and_resample(window, qtbot):
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(0, 12))
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
+    wait_idle(qtbot, w)
+    first = list(w.runner.run.steps)
+    w.runner.seek(4)
+    assert len(w.mdoc.state().masked) == 8
+    seed = w.order_panel.seed.value()
+    w.resample()
+    qtbot.waitUntil(lambda: w.runner.run.done and w.runner.view == 12 and not w.runner.running, timeout=20_000)
+    wait_idle(qtbot, w)
+    assert w.order_panel.seed.value() == seed + 1
+    assert w.runner.run.steps[:4] == first[:4]
+    assert [s.index for s in w.runner.run.steps] == list(range(12))
+    assert w.mdoc.state().masked == ()
+    w.reset_fill()
+    assert w.mdoc.state().masked == tuple(range(12))
+
+
+def test_worker_error_is_shown_and_thread_lives(make_window, qtbot, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    w = make_window(model_path=str(bad))
+    assert w.model_info is None
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(3))
+    errors = []
+    w.client.errored.connect(errors.append)
+    w.client.start_fill(1, TEXT, [0, 1, 2], w.run_options())  # no model: the job raises in the worker
+    qtbot.waitUntil(lambda: bool(errors), timeout=10_000)
+    assert "no model is loaded" in errors[0].message
+    assert w.last_error is not None
+    w.client.plan(3, 10, 3)  # the thread still takes jobs
+    qtbot.waitUntil(lambda: not w.client.busy, timeout=10_000)
