@@ -52,11 +52,8 @@ class StepRecord:
         )
 
     def to_json(self) -> dict:
-        d = asdict(self)
-        d["topk"] = [[[c, round(p, 6)] for c, p in cands] for cands in self.topk]
-        d["probs"] = [round(p, 6) for p in self.probs]
-        d["bits"] = [round(b, 5) for b in self.bits]
-        d["entropy"] = [round(e, 5) for e in self.entropy]
+        d = asdict(self)  # full float precision: a re-opened run is the same run
+        d["topk"] = [[[c, p] for c, p in cands] for cands in self.topk]
         return d
 
     @classmethod
