@@ -17,6 +17,7 @@ from .paths import default_model_dir
 COMMAND_MODULES = [
     "ardm_core.cli_train",  # corpus build, train, eval
     "ardm_core.cli_decode",  # infill, sample, score
+    "ardm_core.cli_compress",  # compress, decompress
 ]
 
 

@@ -1,0 +1,151 @@
+"""``ardm compress`` and ``ardm decompress``: lossless compression with the model.
+
+Outputs are written through a temp file and an atomic replace, and an
+existing file is never overwritten without ``--force``. ``-`` reads stdin or
+writes stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .paths import default_model_dir
+
+SUFFIX = ".ardm"
+
+
+def register(sub) -> None:
+    from .compress import CHOICES, DEFAULT_STEPS
+
+    c = sub.add_parser("compress", help="compress a file losslessly with the model",
+                       description="Code a text with the model's probabilities (paper section 5); input that is not "
+                                   "UTF-8, or that brotli stores smaller, goes into a brotli or stored block.")
+    _model_arg(c)
+    c.add_argument("input", metavar="IN", help="file to compress ('-' = stdin)")
+    c.add_argument("-o", "--output", metavar="OUT", default=None, help=f"output file (default: IN{SUFFIX}; '-' = stdout)")
+    c.add_argument("--steps", "-K", type=int, default=DEFAULT_STEPS,
+                   help=f"network calls per window; more is smaller and slower, at most the window size (default: {DEFAULT_STEPS})")
+    c.add_argument("--method", choices=CHOICES, default="auto",
+                   help="auto: the smallest of model, brotli and stored (default); or force one")
+    c.add_argument("--force", "-f", action="store_true", help="overwrite OUT if it exists")
+    c.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    c.set_defaults(func=cmd_compress)
+
+    d = sub.add_parser("decompress", help="restore a file made by 'ardm compress'")
+    _model_arg(d)
+    d.add_argument("input", metavar="IN", help=f"compressed file ('-' = stdin)")
+    d.add_argument("-o", "--output", metavar="OUT", default=None, help=f"output file (default: IN without {SUFFIX}; '-' = stdout)")
+    d.add_argument("--force", "-f", action="store_true", help="overwrite OUT if it exists")
+    d.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    d.set_defaults(func=cmd_decompress)
+
+
+def _model_arg(p) -> None:
+    # compression always runs on the CPU in float64 (determinism), so there is no --device
+    p.add_argument("--model", default=None, help=f"model folder (default: the shipped model, {default_model_dir()})")
+
+
+def _read_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    path = Path(name)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, expected a file") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _output_path(args, default: Path | None) -> Path | None:
+    """None means stdout. Refuses to clobber an existing file (or the input) unless --force."""
+    if args.output == "-" or (args.output is None and args.input == "-"):
+        return None
+    out = Path(args.output) if args.output is not None else default
+    if out is None:
+        raise ValueError(f"cannot derive an output name from {args.input!r} (it does not end in {SUFFIX}); give -o OUT")
+    if args.input != "-" and out.exists() and out.resolve() == Path(args.input).resolve():
+        raise ValueError(f"{out}: output would replace the input; choose another -o")
+    if out.exists() and not args.force:
+        raise ValueError(f"{out}: already exists; use --force to overwrite")
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder")
+    return out
+
+
+def _write_output(out: Path | None, data: bytes) -> None:
+    from .fileio import atomic_write_bytes
+
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        atomic_write_bytes(out, data)
+    except FileNotFoundError:
+        raise ValueError(f"{out}: the folder does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"{out}: cannot write ({exc.strerror})") from None
+
+
+def _load(model_arg: str | None):
+    from .checkpoint import load_model
+
+    return load_model(model_arg or default_model_dir(), "cpu")
+
+
+def _progress(ev, quiet: bool) -> None:
+    if not quiet and sys.stderr.isatty() and ev.windows:
+        print(f"\r{ev.phase}: window {ev.windows_done}/{ev.windows}, {ev.network_calls} network calls", end="", file=sys.stderr)
+
+
+def cmd_compress(args) -> int:
+    from .compress import CodingResult, compress
+
+    data = _read_input(args.input)
+    out = _output_path(args, None if args.input == "-" else Path(args.input + SUFFIX))
+    model = _load(args.model) if args.method in ("auto", "model") else None
+    result = None
+    for ev in compress(model, data, steps=args.steps, method=args.method):
+        if isinstance(ev, CodingResult):
+            result = ev
+        else:
+            _progress(ev, args.quiet)
+    _write_output(out, result.data)
+    if not args.quiet:
+        if sys.stderr.isatty():
+            print("\r", end="", file=sys.stderr)
+        unit = "char" if result.chars is not None else "byte"
+        print(f"{args.input}: {result.original_bytes} -> {result.compressed_bytes} bytes "
+              f"({result.bits_per_char:.3f} bits/{unit}, {result.method}, {result.network_calls} network calls, "
+              f"{result.seconds:.1f} s) -> {out or 'stdout'}", file=sys.stderr)
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    from .codec_format import read_header
+    from .compress import CodingResult, decompress
+
+    blob = _read_input(args.input)
+    default = None
+    if args.input != "-" and args.input.endswith(SUFFIX) and len(args.input) > len(SUFFIX):
+        default = Path(args.input[: -len(SUFFIX)])
+    out = _output_path(args, default)
+    header, _ = read_header(blob)  # a foreign or damaged file fails before the model loads
+    model = _load(args.model) if header.method == "model" else None
+    result = None
+    for ev in decompress(model, blob):  # raises before yielding a result unless the checksum matches
+        if isinstance(ev, CodingResult):
+            result = ev
+        else:
+            _progress(ev, args.quiet)
+    _write_output(out, result.data)
+    if not args.quiet:
+        if sys.stderr.isatty():
+            print("\r", end="", file=sys.stderr)
+        print(f"{args.input}: {result.compressed_bytes} -> {result.original_bytes} bytes ({result.method}, "
+              f"checksum ok, {result.seconds:.1f} s) -> {out or 'stdout'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,89 @@
+"""Damaged files, the wrong model, checksum mismatches: a clear error, never wrong output."""
+
+import dataclasses
+
+import brotli
+import pytest
+
+from ardm_core.codec_format import CompressedFileError, ModelMismatchError, crc32, pack_header, read_header
+from ardm_core.compress import compress_bytes, decompress_bytes
+from tests.conftest import make_tiny_model
+
+TEXT = "The quick brown fox \u2713 jumps over the lazy dog; caf\u00e9."
+
+
+@pytest.fixture(scope="module")
+def model_blob(tiny_model):
+    return compress_bytes(tiny_model, TEXT.encode(), window=16, steps=4, method="model")
+
+
+def _never_wrong(model, blob: bytes, original: bytes) -> bool:
+    """True if decoding raised CompressedFileError, False if it returned the original; fails on anything else."""
+    try:
+        out = decompress_bytes(model, blob)
+    except CompressedFileError:
+        return True
+    assert out == original, "decoder returned wrong output"
+    return False
+
+
+def test_wrong_model_is_named(model_blob):
+    other = make_tiny_model(seed=1)
+    with pytest.raises(ModelMismatchError, match="compressed with a different model"):
+        decompress_bytes(other, model_blob)
+
+
+def test_model_file_needs_a_model(model_blob):
+    with pytest.raises(ValueError, match="give the model"):
+        decompress_bytes(None, model_blob)
+
+
+def test_every_truncation_fails_cleanly(tiny_model, model_blob):
+    caught = sum(_never_wrong(tiny_model, model_blob[:cut], TEXT.encode()) for cut in range(len(model_blob)))
+    assert caught >= len(model_blob) - 1
+
+
+def test_every_bit_flip_fails_cleanly_or_is_harmless(tiny_model, model_blob):
+    for i in range(len(model_blob)):
+        for bit in (0, 3, 7):
+            bad = bytearray(model_blob)
+            bad[i] ^= 1 << bit
+            _never_wrong(tiny_model, bytes(bad), TEXT.encode())
+
+
+def test_appended_garbage_fails_cleanly(tiny_model, model_blob):
+    _never_wrong(tiny_model, model_blob + b"\x00\x01garbage", TEXT.encode())
+
+
+def test_checksum_mismatch(tiny_model, model_blob):
+    header, offset = read_header(model_blob)
+    forged = pack_header(dataclasses.replace(header, crc32=header.crc32 ^ 1)) + model_blob[offset:]
+    with pytest.raises(CompressedFileError, match="checksum mismatch"):
+        decompress_bytes(tiny_model, forged)
+
+
+def test_drifted_decoder_is_caught(model_blob):
+    """A decoder whose probabilities differ (here: other weights behind the same tag) must fail, not guess."""
+    other = dataclasses.replace(make_tiny_model(seed=2), fingerprint="tiny-0")
+    with pytest.raises(CompressedFileError):
+        decompress_bytes(other, model_blob)
+
+
+def test_damaged_fallback_blocks():
+    data = b"hello hello hello hello hello hello hello" * 10
+    stored = pack_header(read_header(compress_bytes(None, data, method="stored"))[0]) + data
+    with pytest.raises(CompressedFileError, match="truncated"):
+        decompress_bytes(None, stored[:-1])
+    blob = compress_bytes(None, data, method="brotli")
+    with pytest.raises(CompressedFileError):
+        decompress_bytes(None, blob[:-3])
+    header, off = read_header(blob)
+    other = brotli.compress(b"something else")
+    forged = pack_header(dataclasses.replace(header, length=14, crc32=crc32(b"something els_"))) + other
+    with pytest.raises(CompressedFileError, match="checksum mismatch"):
+        decompress_bytes(None, forged)
+
+
+def test_not_our_file():
+    with pytest.raises(CompressedFileError, match="not an ARDM compressed file"):
+        decompress_bytes(None, b"\x1f\x8b\x08\x00 a gzip file")
