@@ -30,6 +30,21 @@ class MaskEditor(QPlainTextEdit):
         self.tooltip_provider: Callable[[int], str | None] | None = None
         self.caption = ""  # presentation mode: what the current step did
 
+    def visible_blocks(self) -> tuple[int, int]:
+        """Block numbers of the first and last block on screen."""
+        b = self.firstVisibleBlock()
+        first = b.blockNumber()
+        offset = self.contentOffset()
+        bottom = self.viewport().rect().bottom()
+        last = first
+        while b.isValid():
+            top = self.blockBoundingGeometry(b).translated(offset).top()
+            if top > bottom:
+                break
+            last = b.blockNumber()
+            b = b.next()
+        return first, last
+
     def set_font_size(self, points: int) -> None:
         f = self.font()
         f.setPointSize(points)

@@ -9,6 +9,7 @@ are re-highlighted, so a step costs the size of its blocks, not the document.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
@@ -44,6 +45,9 @@ class RunHighlighter(QSyntaxHighlighter):
         self.n_steps = 1  # for the order gradient
         self.current_step = -1  # characters of this step get the "last step" look
         self._formats: dict[tuple[int, bool], QTextCharFormat] = {}
+        self.suspended = False  # while a step edits many characters: colour once afterwards, not per edit
+        self.visible_blocks: Callable[[], tuple[int, int]] | None = None  # (first, last) block number on screen
+        self.dirty: set[int] = set()  # blocks whose colours are stale; redone when they scroll into view
 
     # -- data -------------------------------------------------------------------------
     def reset(self, length: int) -> None:
@@ -55,6 +59,7 @@ class RunHighlighter(QSyntaxHighlighter):
     def clear(self) -> None:
         had = bool((self.step_of >= 0).any()) if len(self.step_of) else False
         self.reset(0)
+        self.dirty.clear()
         if had:
             self.rehighlight()
 
@@ -64,7 +69,10 @@ class RunHighlighter(QSyntaxHighlighter):
         self.mode = mode
         self._formats.clear()
         if len(self.step_of) and (self.step_of >= 0).any():
-            self.rehighlight()
+            if self.visible_blocks is None:
+                self.rehighlight()
+            else:
+                self.mark_all_dirty()
 
     def set_step(self, qpositions, step: int, probs, bits) -> None:
         """Record one step's characters (step=-1 forgets them again)."""
@@ -78,13 +86,35 @@ class RunHighlighter(QSyntaxHighlighter):
             self.bits[idx] = np.asarray(bits, dtype=np.float32)[: len(idx)]
 
     def rehighlight_positions(self, qpositions) -> None:
+        """Re-colour the blocks holding these positions: now if on screen, else when they scroll into view."""
         doc = self.document()
-        seen = set()
-        for q in qpositions:
+        lo, hi = self.visible_blocks() if self.visible_blocks else (0, 1 << 62)
+        done: set[int] = set()
+        for q in sorted(set(qpositions)):
             b = doc.findBlock(int(q))
-            if b.isValid() and b.blockNumber() not in seen:
-                seen.add(b.blockNumber())
+            n = b.blockNumber()
+            if not b.isValid() or n in done:
+                continue
+            done.add(n)
+            if lo <= n <= hi:
+                self.dirty.discard(n)
                 self.rehighlightBlock(b)
+            else:
+                self.dirty.add(n)
+
+    def flush_visible(self) -> None:
+        """Re-colour stale blocks that are now on screen (called after scrolling and resizing)."""
+        if not self.dirty or self.visible_blocks is None:
+            return
+        lo, hi = self.visible_blocks()
+        doc = self.document()
+        for n in sorted(x for x in self.dirty if lo <= x <= hi):
+            self.dirty.discard(n)
+            self.rehighlightBlock(doc.findBlockByNumber(n))
+
+    def mark_all_dirty(self) -> None:
+        self.dirty = set(range(self.document().blockCount()))
+        self.flush_visible()
 
     # -- drawing ----------------------------------------------------------------------
     def _format(self, level: int, current: bool) -> QTextCharFormat:
@@ -110,7 +140,7 @@ class RunHighlighter(QSyntaxHighlighter):
         return np.clip(np.round(np.nan_to_num(t) * (LEVELS - 1)), 0, LEVELS - 1).astype(np.int32)
 
     def highlightBlock(self, text: str) -> None:  # noqa: N802 - Qt override
-        if not len(self.step_of):
+        if self.suspended or not len(self.step_of):
             return
         start = self.currentBlock().position()
         end = min(start + len(text), len(self.step_of))

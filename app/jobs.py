@@ -13,13 +13,20 @@ takes effect within one step.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+# Imported here, in the GUI thread, never inside a job: a first import of torch in the worker
+# thread while the GUI thread calls into PySide can crash shiboken's import hook.
+from ardm_core.budget import budget_schedule, document_table, naive_schedule
+from ardm_core.checkpoint import ModelFileError, load_model
+from ardm_core.device import describe_device, resolve_device
+from ardm_core.session import DecodeSession, SamplingOptions, score
+
+from .frames import render_frames
 from .run_record import RunOptions, StepRecord
 
 
@@ -135,9 +142,6 @@ class EngineState:
 
 # -- jobs --------------------------------------------------------------------------
 def load_model_job(state: EngineState, path: str, device: str) -> Iterator[Any]:
-    from ardm_core.checkpoint import ModelFileError, load_model
-    from ardm_core.device import describe_device, resolve_device
-
     try:
         dev = resolve_device(device)
         model = load_model(path, dev)
@@ -159,8 +163,6 @@ def model_info(model: Any, device: str) -> ModelInfo:
 
 def start_fill_job(state: EngineState, run_id: int, text: str, masked: list[int], options: RunOptions) -> Iterator[Any]:
     """Open a new decoding session (no model call yet)."""
-    from ardm_core.session import DecodeSession, SamplingOptions
-
     if state.model is None:
         raise RuntimeError("no model is loaded; open a model folder first (File > Open model...)")
     sampling = SamplingOptions(temperature=options.temperature, top_p=options.top_p)
@@ -206,8 +208,6 @@ def advance_job(state: EngineState, control: FillControl, generation: int, n: in
 
 def branch_job(state: EngineState, run_id: int, at_step: int, options: RunOptions) -> Iterator[Any]:
     """Keep the first ``at_step`` steps and resample the rest with new options (a new seed)."""
-    from ardm_core.session import SamplingOptions
-
     if state.session is None:
         raise RuntimeError("there is no run to resample; press Run first")
     sampling = SamplingOptions(temperature=options.temperature, top_p=options.top_p)
@@ -228,8 +228,6 @@ def plan_job(state: EngineState, k: int, n_text: int, n: int) -> Iterator[Any]:
     Planned exactly as the session plans it: the window's L_t table resampled
     to the document, starting from the n_text - n characters already known.
     """
-    from ardm_core.budget import budget_schedule, document_table, naive_schedule
-
     model = state.model
     if model is None or model.loss_by_known is None or n <= 0 or k <= 0 or n_text < n:
         return
@@ -244,8 +242,6 @@ def plan_job(state: EngineState, k: int, n_text: int, n: int) -> Iterator[Any]:
 def compare_job(state: EngineState, control: FillControl, text: str, masked: list[int], orders: list[str],
                 steps: int | None, seed: int) -> Iterator[Any]:
     """Bits of the original text behind the masks under each order (teacher forcing)."""
-    from ardm_core.session import score
-
     if state.model is None:
         raise RuntimeError("no model is loaded")
     for order in orders:
@@ -258,12 +254,8 @@ def compare_job(state: EngineState, control: FillControl, text: str, masked: lis
 
 
 def export_frames_job(control: FillControl, run: Any, n_steps: int, path: str, fmt: str) -> Iterator[Any]:
-    from .frames import render_frames
-
-    t0 = time.perf_counter()
     count = 0
     for count in render_frames(run, n_steps, Path(path), fmt):
         if control.cancelled.is_set():
             return
-    del t0
     yield ExportDone(path=path, frames=count)

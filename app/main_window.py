@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from ardm_core.paths import default_model_dir
 
 from . import autosave
+from .compat import guard_none_refcount
 from .compare_panel import ComparePanel
 from .editor import MaskEditor
 from .highlighter import RunHighlighter, describe_bits
@@ -36,6 +37,8 @@ from .undo import UndoMirror
 from .window_actions import build_actions, build_menus, build_toolbar
 from .window_files import WindowFiles
 from .worker import EngineClient, JobError, JobFinished
+
+guard_none_refcount()  # also here: a stale editable install can import app as a namespace package
 
 APP_TITLE = "ARDM Studio"
 PRESENTATION_SPEED = 3  # steps per second when teaching
@@ -80,6 +83,10 @@ class MainWindow(WindowFiles, QMainWindow):
         self.editor.setUndoRedoEnabled(True)
         self.mirror = UndoMirror(self.editor.document(), self.undo_stack, self)
         self.highlighter = RunHighlighter(self.editor.document())
+        self.highlighter.visible_blocks = self.editor.visible_blocks  # colour only what is on screen
+        self._recolour = QTimer(self, singleShot=True, interval=0)
+        self._recolour.timeout.connect(self.highlighter.flush_visible)
+        self.editor.updateRequest.connect(lambda *_: self.highlighter.dirty and self._recolour.start())
         self.runner = RunController(self.client, self.mdoc, self.highlighter, self.mirror, self)
 
     def _build_widgets(self) -> None:

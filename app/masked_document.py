@@ -60,6 +60,16 @@ class DocState:
     filled: tuple[tuple[int, str], ...]  # (index, original) of characters a fill wrote
 
 
+def prop(fmt: QTextFormat, key: int) -> str | None:
+    """A string property of a format, or None.
+
+    Never call ``QTextFormat.property()`` for a property that is not set: PySide6
+    returns None from it without taking a reference, and after a few thousand
+    calls Python frees None and aborts ("none_dealloc").
+    """
+    return fmt.stringProperty(key) if fmt.hasProperty(key) else None
+
+
 def mask_format(original: str) -> QTextCharFormat:
     f = QTextCharFormat()
     f.setBackground(MASK_TINT)
@@ -116,14 +126,14 @@ class MaskedDocument(QObject):
             while not it.atEnd():
                 frag = it.fragment()
                 fmt = frag.charFormat()
-                o = fmt.property(ORIGINAL)
+                o = prop(fmt, ORIGINAL)
                 if o is not None:
                     for q in range(frag.position(), frag.position() + frag.length()):
                         i = pm.to_py(q)
                         masked.append(i)
                         orig[i] = str(o)
                 else:
-                    f = fmt.property(FILLED_FROM)
+                    f = prop(fmt, FILLED_FROM)
                     if f is not None:
                         filled.extend((pm.to_py(q), str(f)) for q in range(frag.position(), frag.position() + frag.length()))
                 it += 1
@@ -149,9 +159,9 @@ class MaskedDocument(QObject):
                     continue
                 q = pm.to_qt(i)
                 fmt = self._format_at(q)
-                if fmt.property(ORIGINAL) is not None:
+                if prop(fmt, ORIGINAL) is not None:
                     continue  # already masked
-                behind = fmt.property(FILLED_FROM)  # masking a filled character hides the true original again
+                behind = prop(fmt, FILLED_FROM)  # masking a filled character hides the true original again
                 original = str(behind) if behind is not None else display[i]
                 cur.setPosition(q)
                 cur.setPosition(q + 1, QTextCursor.KeepAnchor)
@@ -175,7 +185,7 @@ class MaskedDocument(QObject):
                 if i < 0 or i >= len(display):
                     continue
                 q = pm.to_qt(i)
-                o = self._format_at(q).property(ORIGINAL)
+                o = prop(self._format_at(q), ORIGINAL)
                 if o is None:
                     continue
                 cur.setPosition(q)
@@ -195,13 +205,13 @@ class MaskedDocument(QObject):
         return c.charFormat()
 
     def is_masked(self, q: int) -> bool:
-        return q < self.doc.characterCount() - 1 and self._format_at(q).property(ORIGINAL) is not None
+        return q < self.doc.characterCount() - 1 and prop(self._format_at(q), ORIGINAL) is not None
 
     def original_at(self, q: int) -> str | None:
         f = self._format_at(q)
-        o = f.property(ORIGINAL)
+        o = prop(f, ORIGINAL)
         if o is None:
-            o = f.property(FILLED_FROM)
+            o = prop(f, FILLED_FROM)
         return None if o is None else str(o)
 
     # -- fills: one undo level for a whole run --------------------------------------
@@ -216,6 +226,11 @@ class MaskedDocument(QObject):
     @property
     def filling(self) -> bool:
         return self._fill_cursor is not None
+
+    @property
+    def fill_started(self) -> bool:
+        """The current run has made its first edit (later edits join that undo level)."""
+        return self._fill_cursor is not None and not self._fill_first
 
     def _fill_edit(self, edits) -> None:
         cur = self._fill_cursor

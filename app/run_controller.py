@@ -168,42 +168,53 @@ class RunController(QObject):
             self._pending.clear()
             return
         steps, self._pending = self._pending, []
+        touched: list[int] = []
         for s in steps:
             if s.index != len(self.run.steps):
                 continue  # a stale step from before a branch
             self.run.steps.append(s)
             if self._follow and self.view == len(self.run.steps) - 1:
-                self._apply(s)
+                touched += self._apply(s, recolour=False)
+        self.hl.rehighlight_positions(touched)
         self.changed.emit()
         if self.run.done and self.view == self.recorded:
             self.run_done.emit()
 
     # -- moving the view ------------------------------------------------------------------
-    def _apply(self, s: StepRecord) -> None:
+    def _apply(self, s: StepRecord, recolour: bool = True) -> list[int]:
+        """Show one more step; returns the Qt positions whose colour changed."""
         prev = self.current_step()
         q = [self._pm.to_qt(p) for p in s.positions]
         self._edit(lambda: self.mdoc.write_fill(q, s.chars, [self.run.text[p] for p in s.positions]))
         self.hl.set_step(q, s.index, s.probs, s.bits)
         self.view += 1
         self.hl.current_step = s.index
-        self.hl.rehighlight_positions(q + ([self._pm.to_qt(p) for p in prev.positions] if prev else []))
+        touched = q + ([self._pm.to_qt(p) for p in prev.positions] if prev else [])
+        if recolour:
+            self.hl.rehighlight_positions(touched)
+        return touched
 
-    def _unapply(self, s: StepRecord) -> None:
+    def _unapply(self, s: StepRecord, recolour: bool = True) -> list[int]:
+        """Take the last shown step back; returns the Qt positions whose colour changed."""
         q = [self._pm.to_qt(p) for p in s.positions]
         self.hl.set_step(q, -1, (), ())
         self._edit(lambda: self.mdoc.unwrite_fill(q, [self.run.text[p] for p in s.positions]))
         self.view -= 1
         prev = self.current_step()
         self.hl.current_step = prev.index if prev else -1
-        if prev:
-            self.hl.rehighlight_positions([self._pm.to_qt(p) for p in prev.positions])
+        touched = q + ([self._pm.to_qt(p) for p in prev.positions] if prev else [])
+        if recolour:
+            self.hl.rehighlight_positions(touched)
+        return touched
 
     def _edit(self, fn) -> None:
         self._applying = True
-        self.mirror.suppress = not self.mdoc._fill_first  # only the run's first edit adds an undo level
+        self.hl.suspended = True  # the caller re-highlights the touched blocks once
+        self.mirror.suppress = not self.mdoc.fill_started  # only the run's first edit adds an undo level
         try:
             fn()
         finally:
+            self.hl.suspended = False
             self.mirror.suppress = False
             self._applying = False
 
@@ -211,10 +222,12 @@ class RunController(QObject):
         if self.run is None:
             return
         n = max(0, min(n, self.recorded))
+        touched: list[int] = []
         while self.view > n:
-            self._unapply(self.run.steps[self.view - 1])
+            touched += self._unapply(self.run.steps[self.view - 1], recolour=False)
         while self.view < n:
-            self._apply(self.run.steps[self.view])
+            touched += self._apply(self.run.steps[self.view], recolour=False)
+        self.hl.rehighlight_positions(touched)  # each touched block once, however far the jump
         self._follow = self.view == self.recorded
         self.changed.emit()
         if self.run.done and self.view == self.recorded:
