@@ -25,7 +25,8 @@ def register(sub) -> None:
     c.add_argument("input", metavar="IN", help="file to compress ('-' = stdin)")
     c.add_argument("-o", "--output", metavar="OUT", default=None, help=f"output file (default: IN{SUFFIX}; '-' = stdout)")
     c.add_argument("--steps", "-K", type=int, default=DEFAULT_STEPS,
-                   help=f"network calls per window; more is smaller and slower, at most the window size (default: {DEFAULT_STEPS})")
+                   help="network calls per window, at most the window size; more is smaller and slower (default: "
+                        "the fewest whose planned size is within 1%% of one character per call, from the model's L_t table)")
     c.add_argument("--method", choices=CHOICES, default="auto",
                    help="auto: the smallest of model, brotli and stored (default); or force one")
     c.add_argument("--force", "-f", action="store_true", help="overwrite OUT if it exists")

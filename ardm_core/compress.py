@@ -53,7 +53,9 @@ from .codec_format import (
 )
 from .model import ARDMTransformer
 
-DEFAULT_STEPS = 20  # K: network calls per full window (see docs/COMPRESSION.md for the measurements)
+DEFAULT_STEPS = None  # K: None = auto_steps(), planned from the model's own L_t measurements
+AUTO_TOLERANCE = 0.01  # auto K: the fewest calls whose planned bits are within 1% of one character per call
+FALLBACK_STEPS = 20  # K for a model without an L_t table
 GROUP_WINDOWS = 16  # windows coded step-interleaved in one group (part of format v1)
 STEPS_PER_BIT = 8  # log-probabilities are quantised to 1/8 bit
 BITS_X8_PER_NAT = 11.541560327111707  # STEPS_PER_BIT / ln 2, as a literal so no libm is involved
@@ -208,6 +210,28 @@ def step_sizes(L: np.ndarray | None, steps: int, n: int) -> tuple[int, ...]:
         base, extra = divmod(n, k)
         return tuple(base + (i < extra) for i in range(k))
     return _planned_sizes(quantised_loss_table(L).tobytes(), k, n)
+
+
+def auto_steps(L: np.ndarray | None, window: int, tolerance: float = AUTO_TOLERANCE) -> int:
+    """The default budget: the smallest K whose planned bits (the DP's expected_bits under the
+    model's measured L_t) are within ``tolerance`` of K = window, one character per call."""
+    if L is None:
+        return min(FALLBACK_STEPS, window)
+    return _auto_steps(quantised_loss_table(L).tobytes(), window, tolerance)
+
+
+@lru_cache(maxsize=16)
+def _auto_steps(L_bytes: bytes, window: int, tolerance: float) -> int:
+    L = np.frombuffer(L_bytes, dtype=np.float64)
+    goal = budget_schedule(L, window, n=window).expected_bits * (1 + tolerance)
+    lo, hi = 1, window  # expected bits never grow with K, so bisect for the first K under the goal
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if budget_schedule(L, mid, n=window).expected_bits <= goal:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 @lru_cache(maxsize=64)
@@ -480,13 +504,14 @@ def _decode_text(model: LoadedModel, header: Header, payload: bytes, *, batch_wi
 
 
 # -- 5. the public API -------------------------------------------------------------------
-def compress(model: LoadedModel | None, data: bytes, *, steps: int = DEFAULT_STEPS, seed: int = 0,
+def compress(model: LoadedModel | None, data: bytes, *, steps: int | None = DEFAULT_STEPS, seed: int = 0,
              window: int | None = None, method: str = "auto", batch_rows: int = 16) -> Iterator[CodingProgress | CodingResult]:
     """Compress ``data``; yields CodingProgress, then one CodingResult.
 
     method: "auto" (the smallest of model, brotli and stored; model only when
     the data is UTF-8 and a model is given), or force "model", "brotli",
-    "stored". steps: K, network calls per full window (1..window). window:
+    "stored". steps: K, network calls per full window (1..window; None =
+    auto_steps() from the model's L_t table). window:
     characters per window (default the model's block size). batch_rows only
     changes speed, never the output.
     """
@@ -513,6 +538,8 @@ def compress(model: LoadedModel | None, data: bytes, *, steps: int = DEFAULT_STE
             raise ValueError("the input is not UTF-8 text, which the model cannot code; use method 'auto'")
     if method in ("auto", "model") and model is not None and text is not None:
         win = _window_size(model, window)
+        if steps is None:
+            steps = auto_steps(model.loss_by_known, win)
         if not 1 <= steps <= win:
             raise ValueError(f"steps must be between 1 and the window size {win}, got {steps}")
         payload, calls = yield from _encode_text(model, text, steps=steps, seed=seed, window=win, batch_rows=batch_rows)
@@ -576,7 +603,7 @@ def _last(events: Iterator) -> CodingResult:
     return result
 
 
-def compress_bytes(model: LoadedModel | None, data: bytes, *, steps: int = DEFAULT_STEPS, **options) -> bytes:
+def compress_bytes(model: LoadedModel | None, data: bytes, *, steps: int | None = DEFAULT_STEPS, **options) -> bytes:
     """The compressed file for ``data`` (see compress() for options)."""
     return _last(compress(model, data, steps=steps, **options)).data
 
@@ -589,5 +616,5 @@ def decompress_bytes(model: LoadedModel | None, blob: bytes, **options) -> bytes
 __all__ = [
     "DEFAULT_STEPS", "CodingProgress", "CodingResult", "CompressedFileError", "ModelMismatchError",
     "compress", "decompress", "compress_bytes", "decompress_bytes", "quantised_weights", "window_order",
-    "step_sizes", "probability_net", "read_header",
+    "step_sizes", "auto_steps", "probability_net", "read_header",
 ]

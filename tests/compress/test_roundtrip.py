@@ -131,3 +131,17 @@ def test_model_weights_and_global_rng_untouched(tiny_model, sample_text, opts):
     assert torch.equal(torch.rand(3), expected)
     for k, v in tiny_model.net.state_dict().items():
         assert v.dtype == torch.float32 and torch.equal(v, before[k])
+
+
+def test_default_steps_come_from_the_l_table(tiny_model, sample_text):
+    from ardm_core.budget import budget_schedule
+    from ardm_core.compress import auto_steps
+
+    L = np.round((1.6 + 3.0 * np.exp(-np.arange(256) / 20)) * 1024) / 1024  # already on the 1/1024 grid
+    K = auto_steps(L, 256)
+    best = budget_schedule(L, 256).expected_bits
+    assert budget_schedule(L, K).expected_bits <= 1.01 * best < budget_schedule(L, K - 1).expected_bits
+    assert auto_steps(L, 256, tolerance=0.001) > K > auto_steps(L, 256, tolerance=0.05)
+    assert auto_steps(None, 256) == 20 and auto_steps(None, 8) == 8
+    blob = compress_bytes(tiny_model, sample_text[:50].encode(), method="model")
+    assert read_header(blob)[0].steps == auto_steps(tiny_model.loss_by_known, 64)
