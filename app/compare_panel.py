@@ -24,7 +24,7 @@ DEFAULT_CHECKED = ("l2r", "r2l", "random", "confidence")
 class ComparePanel(QWidget):
     compare_requested = Signal(list)  # order names
 
-    COLUMNS = ("Order", "Total bits", "Bits / char", "Calls", "Bits per character")
+    COLUMNS = ("Order", "Total bits", "Bits / char", "Calls", "Bits strip")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

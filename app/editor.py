@@ -28,7 +28,6 @@ class MaskEditor(QPlainTextEdit):
         self.pick_mode = False
         self.picks: list[int] = []  # Qt positions, in pick order
         self.tooltip_provider: Callable[[int], str | None] | None = None
-        self.caption = ""  # presentation mode: what the current step did
 
     def visible_blocks(self) -> tuple[int, int]:
         """Block numbers of the first and last block on screen."""
@@ -100,7 +99,7 @@ class MaskEditor(QPlainTextEdit):
     # -- badges -----------------------------------------------------------------------
     def paintEvent(self, e: QPaintEvent) -> None:  # noqa: N802
         super().paintEvent(e)
-        if not self.picks and not self.caption:
+        if not self.picks:
             return
         p = QPainter(self.viewport())
         p.setRenderHint(QPainter.Antialiasing)
@@ -122,15 +121,4 @@ class MaskEditor(QPlainTextEdit):
             p.drawRoundedRect(badge, fm.height() / 2, fm.height() / 2)
             p.setPen(Qt.white)
             p.drawText(badge, Qt.AlignCenter, label)
-        if self.caption:
-            big = QFont(self.font())
-            big.setPointSizeF(self.font().pointSizeF() * 0.8)
-            p.setFont(big)
-            fm = p.fontMetrics()
-            box = QRect(vis.left() + 8, vis.bottom() - fm.height() * 2 - 8, vis.width() - 16, fm.height() * 2)
-            p.setBrush(QColor(20, 20, 30, 200))
-            p.setPen(Qt.NoPen)
-            p.drawRoundedRect(box, 8, 8)
-            p.setPen(Qt.white)
-            p.drawText(box.adjusted(12, 0, -12, 0), Qt.AlignVCenter | Qt.AlignLeft | Qt.TextWordWrap, self.caption)
         p.end()

@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QColor, QTextCharFormat, QTextCursor, QUndoStack
+from PySide6.QtGui import QCloseEvent, QColor, QIcon, QTextCharFormat, QTextCursor, QUndoStack
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QStackedWidget,
-    QTextEdit, QToolBar,
+    QTextEdit, QToolBar, QVBoxLayout, QWidget,
 )
 
-from ardm_core.paths import default_model_dir
+from ardm_core.paths import ASSETS, default_model_dir
 
 from . import autosave
 from .compat import guard_none_refcount
@@ -41,6 +41,7 @@ from .worker import EngineClient, JobError, JobFinished
 guard_none_refcount()  # also here: a stale editable install can import app as a namespace package
 
 APP_TITLE = "ARDM Studio"
+ICON = ASSETS / "icons" / "ardm-studio-256.png"
 PRESENTATION_SPEED = 3  # steps per second when teaching
 
 
@@ -91,13 +92,24 @@ class MainWindow(WindowFiles, QMainWindow):
 
     def _build_widgets(self) -> None:
         self.setWindowTitle(APP_TITLE)
+        self.setWindowIcon(QIcon(str(ICON)))
         self.resize(1200, 760)
         self.original_view = QPlainTextEdit()
         self.original_view.setReadOnly(True)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.editor)
         self.stack.addWidget(self.original_view)
-        self.setCentralWidget(self.stack)
+        self.caption = QLabel()  # presentation mode: what the current step did
+        self.caption.setWordWrap(True)
+        self.caption.setObjectName("caption")
+        self.caption.setStyleSheet("#caption { background: #1e1e28; color: white; padding: 10px; border-radius: 6px; }")
+        self.caption.setVisible(False)
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.stack, 1)
+        lay.addWidget(self.caption)
+        self.setCentralWidget(central)
         self.editor.tooltip_provider = self.tooltip_for
         self.order_panel = OrderPanel()
         self.mask_tools = MaskToolsPanel()
@@ -445,19 +457,20 @@ class MainWindow(WindowFiles, QMainWindow):
 
     def _update_caption(self) -> None:
         if not (hasattr(self, "actions_") and self.actions_["presentation"].isChecked()):
-            self.editor.caption = ""
             return
         s = self.runner.current_step()
         run = self.runner.run
-        if s is None or run is None:
-            self.editor.caption = "Mask some characters, pick an order, press Run." if run is None else \
-                "Step 0: every masked character is still hidden."
+        if run is None:
+            text = "Mask some characters, pick an order, press Run."
+        elif s is None:
+            text = f"Step 0: all {run.n_masked} masked characters are still hidden. Order: {run.options.order}."
         else:
             chars = ", ".join(f"'{_show(c)}'" for c in s.chars[:6]) + (" ..." if len(s.chars) > 6 else "")
             left = run.n_masked - sum(len(x.positions) for x in run.steps[: self.runner.view])
-            self.editor.caption = (f"Step {s.index + 1} ({run.options.order}): wrote {chars} with "
-                                   f"{s.step_bits:.1f} bits; {left} masked characters left.")
-        self.editor.viewport().update()
+            p = sum(s.probs) / len(s.probs) if s.probs else 0.0
+            text = (f"Step {s.index + 1} ({run.options.order}): the model wrote {chars} "
+                    f"(mean probability {p:.2f}, {s.step_bits:.1f} bits). {left} masked characters left.")
+        self.caption.setText(text)
 
     def set_presentation(self, on: bool) -> None:
         size = self.settings.font_size * (2 if on else 1)
@@ -465,6 +478,10 @@ class MainWindow(WindowFiles, QMainWindow):
         self.playback.speed.setValue(PRESENTATION_SPEED if on else self.settings.speed)
         for key in ("mask", "compare"):
             self.docks[key].setVisible(not on)
+        f = self.caption.font()
+        f.setPointSize(max(12, round(self.settings.font_size * 1.3)))
+        self.caption.setFont(f)
+        self.caption.setVisible(on)
         self._update_caption()
 
     def show_original(self, on: bool) -> None:
@@ -579,6 +596,7 @@ def run(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName(APP_TITLE)
+    app.setWindowIcon(QIcon(str(ICON)))
     w = MainWindow(model_path=args.model, file=args.file)
     w.show()
     return app.exec()

@@ -43,7 +43,7 @@ class OrderPanel(QWidget):
 
     # -- building ---------------------------------------------------------------------
     def _build_order_box(self) -> QGroupBox:
-        box = QGroupBox("Order")
+        box = QGroupBox("Decoding order")
         form = QVBoxLayout(box)
         self.order_combo = QComboBox()
         self.rest_combo = QComboBox()

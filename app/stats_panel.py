@@ -22,7 +22,7 @@ class StatsPanel(QWidget):
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        box = QGroupBox("Run")
+        box = QGroupBox("This run")
         form = QFormLayout(box)
         self.labels: dict[str, QLabel] = {}
         for key, title in FIELDS:

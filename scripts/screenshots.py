@@ -1,0 +1,95 @@
+"""Write PNG screenshots of ARDM Studio to docs/ (run under Xvfb on a headless machine).
+
+    xvfb-run -a -s "-screen 0 1280x800x24" python scripts/screenshots.py [--model DIR]
+
+Uses the shipped model when it is there, else a random tiny model (the
+screenshot then shows the interface, not good fills). Settings and autosave
+go to a temp folder, never the user's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+TEXT = (
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want "
+    "of a wife.\n\nHowever little known the feelings or views of such a man may be on his first entering a "
+    "neighbourhood, this truth is so well fixed in the minds of the surrounding families, that he is considered "
+    "the rightful property of some one or other of their daughters.\n\n\"My dear Mr. Bennet,\" said his lady to "
+    "him one day, \"have you heard that Netherfield Park is let at last?\"\n\nMr. Bennet replied that he had not."
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="model folder (default: the shipped model, else a random tiny one)")
+    ap.add_argument("--out", default=str(ROOT / "docs"))
+    args = ap.parse_args()
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+        os.environ[var] = tempfile.mkdtemp()
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    from ardm_core.paths import default_model_dir
+    from app.main_window import MainWindow
+    from app.settings import Settings
+
+    model = args.model or str(default_model_dir())
+    if not args.model and not (Path(model) / "config.json").is_file():
+        from gui_latency import tiny_model_dir
+
+        model = tiny_model_dir()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    w = MainWindow(model_path=model, settings=Settings(speed=200, font_size=13), offer_recovery=False)
+    w.resize(1280, 800)
+    w.show()
+
+    def pump(seconds: float = 0.2, until=None, limit: float = 120.0) -> None:
+        t = time.perf_counter()
+        while time.perf_counter() - t < (limit if until else seconds):
+            app.processEvents()
+            if until is not None and until():
+                break
+            time.sleep(0.01)
+
+    pump(until=lambda: w.model_info is not None or bool(w.model_error))
+    w.mdoc.set_text(TEXT)
+    w.apply_mask_tool("words", {"fraction": 0.35, "seed": 4, "unit": "words"})
+    w.order_panel.set_order("confidence")
+    w.order_panel.k_slider.setValue(24)
+    pump(1.0)
+    shots = []
+
+    def shot(name: str) -> None:
+        pump(0.3)
+        path = out / name
+        w.grab().save(str(path))
+        shots.append(str(path))
+
+    shot("screenshot_masked.png")
+    w.run_fill()
+    pump(until=lambda: w.runner.run is not None and w.runner.run.done and not w.runner.running)
+    w.runner.seek(max(1, w.runner.recorded * 2 // 3))
+    w.set_colour_mode("order")
+    w.compare_orders(["l2r", "r2l", "random", "confidence", "outside-in"])
+    pump(until=lambda: not w.client.busy)
+    shot("screenshot.png")
+    w.set_colour_mode("bits")
+    w.actions_["presentation"].setChecked(True)
+    shot("screenshot_presentation.png")
+    w.close()
+    print("\n".join(shots))
+
+
+if __name__ == "__main__":
+    main()
