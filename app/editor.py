@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import Callable
 
 from PySide6.QtCore import QEvent, QPoint, QRect, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontDatabase, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtGui import (
+    QColor, QContextMenuEvent, QFont, QFontDatabase, QKeyEvent, QKeySequence, QMouseEvent, QPainter, QPaintEvent,
+    QUndoStack,
+)
 from PySide6.QtWidgets import QPlainTextEdit, QToolTip, QWidget
 
 
@@ -28,6 +31,7 @@ class MaskEditor(QPlainTextEdit):
         self.pick_mode = False
         self.picks: list[int] = []  # Qt positions, in pick order
         self.tooltip_provider: Callable[[int], str | None] | None = None
+        self.undo_stack: QUndoStack | None = None  # Ctrl+Z/Ctrl+Y go here, never straight to the document
 
     def visible_blocks(self) -> tuple[int, int]:
         """Block numbers of the first and last block on screen."""
@@ -83,8 +87,40 @@ class MaskEditor(QPlainTextEdit):
         w = b.left() - a.left() if b.top() == a.top() and b.left() > a.left() else self.fontMetrics().averageCharWidth()
         return QRect(a.left(), a.top(), max(w, 2), a.height())
 
+    # -- undo goes through the window's QUndoStack ---------------------------------------
+    def _undo_key(self, e: QKeyEvent) -> str | None:
+        if e.matches(QKeySequence.Undo):
+            return "undo"
+        if e.matches(QKeySequence.Redo):
+            return "redo"
+        return None
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802
+        which = self._undo_key(e)
+        if which and self.undo_stack is not None:
+            if not self.isReadOnly():
+                getattr(self.undo_stack, which)()
+            e.accept()
+            return
+        super().keyPressEvent(e)
+
+    def contextMenuEvent(self, e: QContextMenuEvent) -> None:  # noqa: N802
+        menu = self.createStandardContextMenu(e.pos())
+        if self.undo_stack is not None:  # swap the document's own undo/redo for the stack's
+            for a in menu.actions():
+                if a.objectName() in ("edit-undo", "edit-redo"):
+                    menu.removeAction(a)
+            first = menu.actions()[0] if menu.actions() else None
+            menu.insertAction(first, self.undo_stack.createUndoAction(menu))
+            menu.insertAction(first, self.undo_stack.createRedoAction(menu))
+        menu.exec(e.globalPos())
+        menu.deleteLater()
+
     # -- tooltip ----------------------------------------------------------------------
     def event(self, e: QEvent) -> bool:
+        if e.type() == QEvent.ShortcutOverride and self._undo_key(e) and self.undo_stack is not None:
+            e.accept()  # the editor handles Ctrl+Z itself (through the stack), not the window's action
+            return True
         if e.type() == QEvent.ToolTip and self.tooltip_provider is not None:
             q = self.position_at(self.viewport().mapFromGlobal(e.globalPos()))
             text = self.tooltip_provider(q) if q is not None else None

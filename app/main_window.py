@@ -83,6 +83,7 @@ class MainWindow(WindowFiles, QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.editor.setUndoRedoEnabled(True)
         self.mirror = UndoMirror(self.editor.document(), self.undo_stack, self)
+        self.editor.undo_stack = self.undo_stack
         self.highlighter = RunHighlighter(self.editor.document())
         self.highlighter.visible_blocks = self.editor.visible_blocks  # colour only what is on screen
         self._recolour = QTimer(self, singleShot=True, interval=0)
@@ -283,7 +284,7 @@ class MainWindow(WindowFiles, QMainWindow):
         return n
 
     def apply_mask_tool(self, tool: str, params: dict) -> int:
-        text = self.mdoc.state().original
+        text = self.mdoc.state().source
         a, b = self._selection() if params.get("selection_only") else (0, len(text))
         try:
             pos = positions_for(tool, text, params, a, b)
@@ -530,7 +531,7 @@ class MainWindow(WindowFiles, QMainWindow):
         self.compare_panel.compare_btn.setEnabled(False)
         self.compare_panel.status.setText(f"Scoring {len(st.masked)} characters under {len(orders)} orders...")
         k = self.order_panel.k_slider.value() or None
-        self.client.compare(st.original, list(st.masked), orders, k, self.order_panel.seed.value())
+        self.client.compare(st.source, list(st.masked), orders, k, self.order_panel.seed.value())
 
     def copy_result(self) -> None:
         QApplication.clipboard().setText(self.mdoc.state().display)

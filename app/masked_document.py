@@ -55,7 +55,8 @@ class PosMap:
 @dataclass(frozen=True)
 class DocState:
     display: str  # what the editor shows (glyphs at masked positions)
-    original: str  # the text with each mask replaced by its original character
+    source: str  # what a fill starts from: the display with each mask replaced by its original
+    original: str  # the original text: the characters behind masks and behind fills
     masked: tuple[int, ...]  # Python indices of masked characters
     filled: tuple[tuple[int, str], ...]  # (index, original) of characters a fill wrote
 
@@ -138,7 +139,11 @@ class MaskedDocument(QObject):
                         filled.extend((pm.to_py(q), str(f)) for q in range(frag.position(), frag.position() + frag.length()))
                 it += 1
             block = block.next()
-        st = DocState(display=display, original="".join(orig), masked=tuple(masked), filled=tuple(filled))
+        source = "".join(orig)
+        for i, o in filled:
+            orig[i] = o
+        st = DocState(display=display, source=source, original="".join(orig), masked=tuple(masked),
+                      filled=tuple(filled))
         self._cache = (rev, st)
         return st
 

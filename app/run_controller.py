@@ -97,11 +97,11 @@ class RunController(QObject):
             return False
         self.detach()
         self.run_id = next(self._ids)
-        self.run = RunRecord(text=st.original, masked=st.masked, options=options)
+        self.run = RunRecord(text=st.source, masked=st.masked, options=options)
         self._begin_view(st.display)
         self.live = True
         self.computing = True
-        self.client.start_fill(self.run_id, st.original, list(st.masked), options)
+        self.client.start_fill(self.run_id, st.source, list(st.masked), options)
         self.client.advance(n_steps)
         self.changed.emit()
         return True
@@ -210,7 +210,7 @@ class RunController(QObject):
     def _edit(self, fn) -> None:
         self._applying = True
         self.hl.suspended = True  # the caller re-highlights the touched blocks once
-        self.mirror.suppress = not self.mdoc.fill_started  # only the run's first edit adds an undo level
+        self.mirror.suppress = self.mdoc.fill_started  # only the run's first edit adds an undo level
         try:
             fn()
         finally:

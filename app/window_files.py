@@ -79,7 +79,7 @@ class WindowFiles:
         st = self.mdoc.state()
         chars = list(st.display)
         for i in st.masked:
-            chars[i] = st.original[i]
+            chars[i] = st.source[i]
         f = QSaveFile(str(path))
         if not f.open(QSaveFile.WriteOnly):
             self.notify("Could not save", f"{path}: {f.errorString()}", error=True)
@@ -171,7 +171,7 @@ class WindowFiles:
         st = self.mdoc.state()
         chars = list(st.display)
         for i in st.masked:
-            chars[i] = st.original[i]
+            chars[i] = st.source[i]
         snap = autosave.Snapshot(text="".join(chars), masked=list(st.masked),
                                  file_path=str(self.file_path or ""))
         try:

@@ -22,6 +22,7 @@ def test_full_fill_fills_every_mask_in_order(window, qtbot):
     w = window
     w.mdoc.set_text(TEXT)
     w.mdoc.mask(range(10, 30))
+    levels = w.undo_stack.count()
     seen = collect_steps(w)
     w.order_panel.set_order("confidence")
     w.run_fill()
@@ -40,8 +41,12 @@ def test_full_fill_fills_every_mask_in_order(window, qtbot):
     assert w.runner.info_at(10) is not None  # hover data for a filled character
     assert "probability" in w.tooltip_for(10)
     # the whole fill is one undo level
+    assert w.undo_stack.count() == levels + 1
+    assert w.undo_stack.undoText() == "Fill (confidence)"
     w.undo_stack.undo()
     assert w.mdoc.state().masked == tuple(range(10, 30))
+    w.undo_stack.redo()
+    assert w.mdoc.state().display == run.result()
 
 
 def test_budget_fills_in_k_steps(window, qtbot):
@@ -144,3 +149,20 @@ def test_worker_error_is_shown_and_thread_lives(make_window, qtbot, tmp_path):
     assert w.last_error is not None
     w.client.plan(3, 10, 3)  # the thread still takes jobs
     qtbot.waitUntil(lambda: not w.client.busy, timeout=10_000)
+
+
+def test_hand_picked_then_the_rest_in_another_order(window, qtbot):
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(40, 50))
+    w.order_panel.set_order("explicit")
+    w.order_panel.rest_combo.setCurrentIndex(w.order_panel.rest_combo.findData("r2l"))
+    w.pick_positions([45, 41])
+    w.order_panel.undo_pick.emit()  # undo the last pick ...
+    w.pick_positions([42])  # ... and pick another
+    assert len(w.editor.picks) == 2
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
+    wait_idle(qtbot, w)
+    order = [p for s in w.runner.run.steps for p in s.positions]
+    assert order == [45, 42, 49, 48, 47, 46, 44, 43, 41, 40]

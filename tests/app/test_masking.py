@@ -92,3 +92,18 @@ def test_whole_words_use_the_word_model_and_fall_back(tmp_path):
     pos = masking.mask_words(TEXT, 1.0, seed=0)
     assert all(TEXT[i].isalnum() for i in pos)  # punctuation and spaces stay
     assert len(masking.mask_words(TEXT, 0.5, seed=1, model_path=missing)) > 0
+
+
+def test_ctrl_z_in_the_editor_goes_through_the_undo_stack(make_window, qtbot):
+    from PySide6.QtCore import Qt
+
+    w = make_window(wait_model=False)
+    w.show()
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(0, 3))
+    w.editor.setFocus()
+    assert w.undo_stack.index() == 1
+    qtbot.keyClick(w.editor, Qt.Key_Z, Qt.ControlModifier)
+    assert w.undo_stack.index() == 0 and w.mdoc.state().masked == ()
+    qtbot.keyClick(w.editor, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    assert w.undo_stack.index() == 1 and w.mdoc.state().masked == (0, 1, 2)
