@@ -67,6 +67,7 @@ WEIGHT_TABLE = np.array(
 )
 L_GRID = 1024  # the L_t table is rounded to 1/1024 bit before planning, so the DP's sums are exact
 TRIM_MAX_CHARS = 4096  # below this, the encoder trims the coder's last bytes and proves the trim decodes
+MAX_BITS_PAST_END = 256  # information decoded after the data ran out before the length is called damaged
 MAX_SEEN_ESCAPES = 1024  # distinct escaped code points the fallback model remembers
 CHOICES = ("auto", *METHODS)
 
@@ -107,8 +108,8 @@ def quantised_weights(logits: np.ndarray) -> np.ndarray:
 
     q = round((max - logit) in units of 1/8 bit), capped at Q_FLOOR; weight =
     WEIGHT_TABLE[q % 8] >> (q // 8) ~ 2^32 * 2^(-q/8). Only subtraction,
-    multiplication by a literal and floor touch floats, all exact IEEE
-    operations, so equal logits give equal weights on every machine; <unk>
+    multiplication by a literal and floor touch floats, all correctly rounded
+    IEEE operations, so equal logits give equal weights on every machine; <unk>
     (id 0, which the network never predicts) gets the fixed escape weight.
     """
     if logits.shape[1] < 2:
@@ -259,13 +260,16 @@ class _Window:
         return self.order[self.bounds[s] : self.bounds[s + 1]]
 
 
-def _plan_windows(model: LoadedModel, n_chars: int, window: int, steps: int, seed: int) -> list[_Window]:
-    out = []
-    for w, start in enumerate(range(0, n_chars, window)):
-        n = min(window, n_chars - start)
-        sizes = step_sizes(model.loss_by_known, steps, n)
-        out.append(_Window(w, start, n, window_order(seed, w, n), tuple(np.concatenate([[0], np.cumsum(sizes)]).tolist())))
-    return out
+def _groups(model: LoadedModel, n_chars: int, window: int, steps: int, seed: int) -> Iterator[list[_Window]]:
+    """The windows of an n_chars text, GROUP_WINDOWS at a time (planned lazily: long files stay cheap)."""
+    starts = range(0, n_chars, window)
+    for g in range(0, len(starts), GROUP_WINDOWS):
+        group = []
+        for w in range(g, min(g + GROUP_WINDOWS, len(starts))):
+            n = min(window, n_chars - starts[w])
+            bounds = tuple(np.concatenate([[0], np.cumsum(step_sizes(model.loss_by_known, steps, n))]).tolist())
+            group.append(_Window(w, starts[w], n, window_order(seed, w, n), bounds))
+        yield group
 
 
 # -- 3. the entropy coder and the escape model -------------------------------------
@@ -425,12 +429,11 @@ def _encode_text(model: LoadedModel, text: str, *, steps: int, seed: int, window
     """Generator: yields progress, returns (payload, network calls)."""
     net = probability_net(model)
     ids = model.vocab.encode(text)
-    windows = _plan_windows(model, len(text), window, steps, seed)
+    n_windows = -(-len(text) // window)
     enc = _Encoder(record=len(text) <= TRIM_MAX_CHARS)
     esc = _EscapeModel(model.vocab)
-    calls = 0
-    for g in range(0, len(windows), GROUP_WINDOWS):
-        group = windows[g : g + GROUP_WINDOWS]
+    calls = done = 0
+    for group in _groups(model, len(text), window, steps, seed):
         # 1. teacher forcing: every step's input is known, so all rows of the group are computed up front
         jobs: list[tuple[_Window, int, np.ndarray]] = []  # (window, step, input row)
         for win in group:
@@ -449,7 +452,7 @@ def _encode_text(model: LoadedModel, text: str, *, steps: int, seed: int, window
             for (win, s, _), wt in zip(chunk, out):
                 weights[win.index, s] = wt
             calls += len(chunk)
-            yield CodingProgress("compress", g, len(windows), calls)
+            yield CodingProgress("compress", done, n_windows, calls)
         # 2. code in the canonical order: step-major across the group, each unit's escapes after its symbols
         for s in range(max(w.steps for w in group)):
             for win in group:
@@ -460,7 +463,8 @@ def _encode_text(model: LoadedModel, text: str, *, steps: int, seed: int, window
                 enc.symbols(syms, weights.pop((win.index, s)))
                 for p in pos[syms == 0]:
                     esc.encode(enc, ord(text[win.start + p]))
-        yield CodingProgress("compress", g + len(group), len(windows), calls)
+        done += len(group)
+        yield CodingProgress("compress", done, n_windows, calls)
     return enc.payload(), calls
 
 
@@ -471,14 +475,15 @@ def _decode_text(model: LoadedModel, header: Header, payload: bytes, *, batch_wi
         raise CompressedFileError(f"corrupted header (window {window} exceeds the model's {model.config.block_size})")
     net = probability_net(model)
     vocab = model.vocab
-    n_chars = header.length
-    windows = _plan_windows(model, n_chars, window, header.steps, header.seed)
+    n_windows = -(-header.length // window)
     dec = _Decoder(payload)
     esc = _EscapeModel(vocab)
-    chars: list[str] = [""] * n_chars
-    calls = 0
-    for g in range(0, len(windows), GROUP_WINDOWS):
-        group = windows[g : g + GROUP_WINDOWS]
+    parts: list[str] = []
+    calls = done = 0
+    past_end_bits = 0.0
+    for group in _groups(model, header.length, window, header.steps, header.seed):
+        base = group[0].start
+        chars = [""] * (group[-1].start + group[-1].n - base)
         state = np.full((len(group), window), net.mask_id, dtype=np.int64)  # (G, D) ids known so far
         lengths = np.asarray([w.n for w in group], dtype=np.int64)
         for s in range(max(w.steps for w in group)):
@@ -492,15 +497,25 @@ def _decode_text(model: LoadedModel, header: Header, payload: bytes, *, batch_wi
             for i in active:
                 win = group[i]
                 pos = win.targets(s)
-                syms = dec.symbols(weights.pop(i)).astype(np.int64)
+                table = weights.pop(i)
+                syms = dec.symbols(table).astype(np.int64)
                 state[i, pos] = syms
                 for p, sym in zip(pos, syms):
-                    chars[win.start + p] = vocab.chars[sym] if sym else ""
+                    chars[win.start - base + p] = vocab.chars[sym] if sym else ""
                 for p in pos[syms == 0]:
-                    chars[win.start + p] = chr(esc.decode(dec))
-            yield CodingProgress("decompress", g, len(windows), calls)
-        yield CodingProgress("decompress", g + len(group), len(windows), calls)
-    return "".join(chars), calls
+                    chars[win.start - base + p] = chr(esc.decode(dec))
+                if dec.dec.maybe_exhausted():
+                    # once the words run out, the coder's state holds at most 64 bits: decoding much
+                    # more than that means the header's length is damaged (zeros decode as <unk>,
+                    # 14 bits each, so this trips within a few characters)
+                    past_end_bits += float(-np.log2(table[np.arange(len(syms)), syms] / table.sum(axis=1)).sum())
+                    if past_end_bits > MAX_BITS_PAST_END:
+                        raise CompressedFileError("corrupted file (the header promises more characters than the data holds)")
+            yield CodingProgress("decompress", done, n_windows, calls)
+        parts.append("".join(chars))
+        done += len(group)
+        yield CodingProgress("decompress", done, n_windows, calls)
+    return "".join(parts), calls
 
 
 # -- 5. the public API -------------------------------------------------------------------

@@ -114,3 +114,16 @@ def test_step_sizes_are_pinned():
 
 
 PINNED_ORDER = [8, 7, 6, 5, 3, 9, 2, 4, 1, 0]
+
+
+def test_constriction_coding_is_pinned():
+    """constriction turns float weights into its own fixed-point table; a new version that did it
+    differently would make old files undecodable, so the exact bytes are pinned here."""
+    from ardm_core.compress import _Encoder
+
+    enc = _Encoder(record=False)
+    w = np.array([[2.0**32, 2.0**31, 3.0e9, 4096.0, 1.0e6]] * 6)
+    enc.symbols(np.array([0, 1, 2, 3, 4, 2]), w)
+    enc.choice(3, np.array([5.0, 1, 1, 7]))
+    enc.uniform(1000, 4096)
+    assert enc.payload().hex() == "e0556d4f630f479c"

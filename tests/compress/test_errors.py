@@ -87,3 +87,11 @@ def test_damaged_fallback_blocks():
 def test_not_our_file():
     with pytest.raises(CompressedFileError, match="not an ARDM compressed file"):
         decompress_bytes(None, b"\x1f\x8b\x08\x00 a gzip file")
+
+
+def test_damaged_length_stops_early(tiny_model, model_blob):
+    """A length field that passes the header check but promises far more text fails fast, without huge allocations."""
+    header, offset = read_header(model_blob)
+    forged = pack_header(dataclasses.replace(header, length=1 << 39)) + model_blob[offset:]
+    with pytest.raises(CompressedFileError, match="corrupted"):
+        decompress_bytes(tiny_model, forged)

@@ -5,7 +5,7 @@ from ardm_core.codec_format import read_header
 from ardm_core.compress import (
     CodingProgress,
     CodingResult,
-    _plan_windows,
+    _groups,
     compress,
     compress_bytes,
     decompress,
@@ -103,7 +103,7 @@ def test_code_length_is_close_to_the_information_content(tiny_model, sample_text
     ids = tiny_model.vocab.encode(text)
     net = probability_net(tiny_model)
     bits = 0.0
-    for win in _plan_windows(tiny_model, len(text), opts["window"], opts["steps"], 0):
+    for win in (w for group in _groups(tiny_model, len(text), opts["window"], opts["steps"], 0) for w in group):
         rank = np.empty(win.n, dtype=np.int64)
         rank[win.order] = np.arange(win.n)
         seg = ids[win.start : win.start + win.n]
