@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-
 # Imported here, in the GUI thread, never inside a job: a first import of torch in the worker
 # thread while the GUI thread calls into PySide can crash shiboken's import hook.
 from ardm_core.budget import budget_schedule, document_table, naive_schedule

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QColor, QIcon, QTextCharFormat, QTextCursor, QUndoStack
+from PySide6.QtGui import QCloseEvent, QIcon, QUndoStack
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QStackedWidget,
-    QTextEdit, QToolBar, QVBoxLayout, QWidget,
+    QToolBar, QVBoxLayout, QWidget,
 )
 
 from ardm_core.paths import ASSETS, default_model_dir
@@ -24,7 +24,7 @@ from . import autosave
 from .compat import guard_none_refcount
 from .compare_panel import ComparePanel
 from .editor import MaskEditor
-from .highlighter import RunHighlighter, describe_bits
+from .highlighter import RunHighlighter
 from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, SchedulePlan
 from .mask_tools import MaskToolsPanel, positions_for
 from .masked_document import MaskedDocument, PosMap
@@ -36,16 +36,17 @@ from .stats_panel import StatsPanel
 from .undo import UndoMirror
 from .window_actions import build_actions, build_menus, build_toolbar
 from .window_files import WindowFiles
+from .window_run import WindowRun
+from .window_view import WindowView, apply_theme
 from .worker import EngineClient, JobError, JobFinished
 
 guard_none_refcount()  # also here: a stale editable install can import app as a namespace package
 
 APP_TITLE = "ARDM Studio"
 ICON = ASSETS / "icons" / "ardm-studio-256.png"
-PRESENTATION_SPEED = 3  # steps per second when teaching
 
 
-class MainWindow(WindowFiles, QMainWindow):
+class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
     def __init__(self, model_path: str | Path | None = None, file: str | Path | None = None,
                  settings: Settings | None = None, offer_recovery: bool = True) -> None:
         super().__init__()
@@ -324,74 +325,6 @@ class MainWindow(WindowFiles, QMainWindow):
         for p in positions:
             self._pick(pm.to_qt(p))
 
-    # -- running ----------------------------------------------------------------------------
-    def run_options(self):
-        pm = PosMap(self.editor.toPlainText())
-        explicit = tuple(pm.to_py(q) for q in self.editor.picks)
-        return self.order_panel.options(explicit if self.order_panel.order() == EXPLICIT else ())
-
-    def _can_compute(self) -> bool:
-        if self.model_info is None:
-            self.notify_status("No model is loaded: open a model folder (File > Open model...)")
-            return False
-        return True
-
-    def run_fill(self) -> None:
-        self.runner.set_delay(self.playback.delay_seconds())
-        if self.runner.attached and (self.runner.view < self.runner.recorded or
-                                     (self.runner.live and not self.runner.run.done)):
-            self.runner.play(self.playback.delay_seconds())
-        elif self._can_compute():
-            options = self.run_options()
-            if self.runner.start(options):
-                self.editor.set_picks([])  # the badges give way to the run's colours
-        self._update_controls()
-
-    def step_fill(self) -> None:
-        if self.runner.attached and (self.runner.view < self.runner.recorded or self.runner.live):
-            self.runner.step()
-        elif self._can_compute():
-            options = self.run_options()
-            if self.runner.start(options, n_steps=1):
-                self.editor.set_picks([])
-        self._update_controls()
-
-    def pause_fill(self) -> None:
-        self.runner.pause()
-
-    def step_back(self) -> None:
-        self.runner.step_back()
-
-    def reset_fill(self) -> None:
-        self.runner.reset()
-
-    def resample(self) -> None:
-        if not self.runner.live:
-            self.notify_status("Resampling needs a run made in this session with the model loaded")
-            return
-        self.order_panel.seed.setValue(self.order_panel.seed.value() + 1)
-        self.runner.resample(self.run_options())
-
-    def _speed_changed(self, _v: int) -> None:
-        self.runner.set_delay(self.playback.delay_seconds())
-
-    def _replan(self, *_args) -> None:
-        k = self.order_panel.k_slider.value()
-        st = self.mdoc.state()
-        n = len(st.masked)
-        if not k or not n or self.model_info is None:
-            msg = "Mask some characters to plan a budget" if not n else "K = 0: one character per step"
-            self.order_panel.plot.set_plan(None, msg if self.model_info else "No model loaded")
-            return
-        if self.model_info.loss_by_known is None:
-            self.order_panel.plot.set_plan(None, "This model has no L_t table: steps are split evenly")
-            return
-        self.client.plan(k, len(st.display), n)
-
-    def _on_run_done(self) -> None:
-        acc = self.runner.run.accuracy(self.runner.view) if self.runner.run else None
-        self.notify_status("Fill complete" + (f": {acc:.0%} of characters match the original" if acc is not None else ""))
-
     def _update_controls(self) -> None:
         r = self.runner
         run = r.run
@@ -411,127 +344,6 @@ class MainWindow(WindowFiles, QMainWindow):
             A["export_png"].setEnabled(r.recorded > 0 and not r.running)
         self._update_stats()
         self._update_caption()
-
-    def _update_stats(self) -> None:
-        r = self.runner
-        run = r.run
-        if run is None:
-            self.stats.set(steps="-", calls="-", filled="-", bits="-", bpc="-", ms="-", accuracy="-")
-            return
-        shown = run.steps[: r.view]
-        filled = sum(len(s.positions) for s in shown)
-        bits = shown[-1].cumulative_bits if shown else 0.0
-        acc = run.accuracy(r.view)
-        total_ms = sum(s.ms for s in shown)
-        self.stats.set(
-            steps=f"{r.view} of {r.recorded}" + (" (done)" if run.done else ""),
-            calls=str(shown[-1].network_calls if shown else 0),
-            filled=f"{filled} / {run.n_masked}",
-            bits=f"{bits:.1f}",
-            bpc=f"{bits / filled:.3f}" if filled else "-",
-            ms=f"{total_ms / len(shown):.1f}" if shown else "-",
-            accuracy=f"{acc:.1%}" if acc is not None else "-",
-        )
-
-    # -- seeing the model -------------------------------------------------------------------
-    def set_colour_mode(self, mode: str) -> None:
-        self.settings.colour_mode = mode
-        self.highlighter.set_mode(mode)
-        a = getattr(self, "actions_", {}).get(f"colour_{mode}")
-        if a is not None and not a.isChecked():
-            a.setChecked(True)
-
-    def tooltip_for(self, q: int) -> str | None:
-        hit = self.runner.info_at(q)
-        if hit is None:
-            if self.mdoc.is_masked(q):
-                return "masked" + (f" (pick #{self.editor.picks.index(q) + 1})" if q in self.editor.picks else "")
-            return None
-        step, i = hit
-        orig = self.runner.run.text[step.positions[i]]
-        lines = [f"<b>{_show(step.chars[i])}</b> filled at step {step.index + 1}",
-                 f"probability {step.probs[i]:.3f}, {describe_bits(step.bits[i])} bits",
-                 f"original: {_show(orig)}" + ("" if orig == step.chars[i] else " (differs)")]
-        if i < len(step.topk):
-            lines.append("top 5: " + ", ".join(f"{_show(c)} {p:.2f}" for c, p in step.topk[i]))
-        return "<br>".join(lines)
-
-    def _update_caption(self) -> None:
-        if not (hasattr(self, "actions_") and self.actions_["presentation"].isChecked()):
-            return
-        s = self.runner.current_step()
-        run = self.runner.run
-        if run is None:
-            text = "Mask some characters, pick an order, press Run."
-        elif s is None:
-            text = f"Step 0: all {run.n_masked} masked characters are still hidden. Order: {run.options.order}."
-        else:
-            chars = ", ".join(f"'{_show(c)}'" for c in s.chars[:6]) + (" ..." if len(s.chars) > 6 else "")
-            left = run.n_masked - sum(len(x.positions) for x in run.steps[: self.runner.view])
-            p = sum(s.probs) / len(s.probs) if s.probs else 0.0
-            text = (f"Step {s.index + 1} ({run.options.order}): the model wrote {chars} "
-                    f"(mean probability {p:.2f}, {s.step_bits:.1f} bits). {left} masked characters left.")
-        self.caption.setText(text)
-
-    def set_presentation(self, on: bool) -> None:
-        size = self.settings.font_size * (2 if on else 1)
-        self.editor.set_font_size(size)
-        self.playback.speed.setValue(PRESENTATION_SPEED if on else self.settings.speed)
-        for key in ("mask", "compare"):
-            self.docks[key].setVisible(not on)
-        f = self.caption.font()
-        f.setPointSize(max(12, round(self.settings.font_size * 1.3)))
-        self.caption.setFont(f)
-        self.caption.setVisible(on)
-        self._update_caption()
-
-    def show_original(self, on: bool) -> None:
-        if not on:
-            self.stack.setCurrentWidget(self.editor)
-            return
-        st = self.mdoc.state()
-        self.original_view.setFont(self.editor.font())
-        self.original_view.setPlainText(st.original)
-        pm = PosMap(st.original)
-        sels = []
-        wrong = QTextCharFormat()
-        wrong.setBackground(QColor(240, 90, 80, 120))
-        right = QTextCharFormat()
-        right.setBackground(QColor(90, 200, 110, 90))
-        hidden = QTextCharFormat()
-        hidden.setBackground(QColor(120, 160, 255, 90))
-        display = st.display
-        for i, _orig in st.filled:
-            sels.append(self._sel(pm.to_qt(i), right if display[i] == st.original[i] else wrong))
-        for i in st.masked:
-            sels.append(self._sel(pm.to_qt(i), hidden))
-        self.original_view.setExtraSelections(sels)
-        self.stack.setCurrentWidget(self.original_view)
-        self.notify_status("Original text: green = the fill matched, red = it differs, blue = still masked")
-
-    def _sel(self, q: int, fmt: QTextCharFormat) -> QTextEdit.ExtraSelection:
-        s = QTextEdit.ExtraSelection()
-        c = QTextCursor(self.original_view.document())
-        c.setPosition(q)
-        c.setPosition(q + 1, QTextCursor.KeepAnchor)
-        s.cursor, s.format = c, fmt
-        return s
-
-    def compare_orders(self, orders: list[str] | None = None) -> None:
-        if not self._can_compute():
-            return
-        st = self.mdoc.state()
-        if not st.masked:
-            self.notify_status("Mask some characters first: compare scores the originals behind the masks")
-            return
-        orders = orders or self.compare_panel.chosen()
-        self.docks["compare"].show()
-        self.docks["compare"].raise_()
-        self.compare_panel.clear()
-        self.compare_panel.compare_btn.setEnabled(False)
-        self.compare_panel.status.setText(f"Scoring {len(st.masked)} characters under {len(orders)} orders...")
-        k = self.order_panel.k_slider.value() or None
-        self.client.compare(st.source, list(st.masked), orders, k, self.order_panel.seed.value())
 
     def copy_result(self) -> None:
         QApplication.clipboard().setText(self.mdoc.state().display)
@@ -561,29 +373,6 @@ class MainWindow(WindowFiles, QMainWindow):
         for box in list(self._boxes):
             box.close()
         e.accept()
-
-
-def _show(c: str) -> str:
-    return {"\n": "\\n", "\t": "\\t", " ": "\u2423"}.get(c, c.replace("<", "&lt;"))
-
-
-def apply_theme(app, theme: str) -> None:
-    from PySide6.QtGui import QPalette
-
-    if app is None:
-        return
-    if theme == "dark":
-        p = QPalette()
-        for role, colour in ((QPalette.Window, QColor(45, 45, 48)), (QPalette.WindowText, Qt.white),
-                             (QPalette.Base, QColor(30, 30, 32)), (QPalette.AlternateBase, QColor(45, 45, 48)),
-                             (QPalette.Text, Qt.white), (QPalette.Button, QColor(55, 55, 58)),
-                             (QPalette.ButtonText, Qt.white), (QPalette.Highlight, QColor(60, 110, 200)),
-                             (QPalette.HighlightedText, Qt.white), (QPalette.ToolTipBase, QColor(60, 60, 64)),
-                             (QPalette.ToolTipText, Qt.white)):
-            p.setColor(role, colour)
-        app.setPalette(p)
-    else:
-        app.setPalette(app.style().standardPalette())
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -222,7 +222,7 @@ class WindowFiles:
         dlg.open()
 
     def _settings_accepted(self, dlg) -> None:
-        from .main_window import apply_theme
+        from .window_view import apply_theme
 
         old_device = self.settings.device
         dlg.apply_to(self.settings)
