@@ -224,6 +224,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             self.model_label.setText(f"model: {ev.name} ({ev.n_params / 1e6:.1f}M, window {ev.block_size})")
             self.device_label.setText(f"device: {ev.device}")
             self.stats.set(device=ev.device, model=ev.name)
+            self.runner.live = False  # the old session went with the old model; recorded steps still replay
             self.notify_status(f"Loaded model {ev.name} on {ev.device}")
             self._replan()
         elif isinstance(ev, ModelFailed):
@@ -356,6 +357,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             return
         self.runner.cancel()
         self.autosave_timer.stop()
+        self.hide()  # the worker may be inside a network call: leave at once, then wait for it
         self.client.shutdown()
         self.settings.last_order = self.order_panel.order() if self.order_panel.order() != EXPLICIT else "confidence"
         self.settings.budget_k = self.order_panel.k_slider.value()
@@ -388,5 +390,6 @@ def run(argv: list[str] | None = None) -> int:
     app.setApplicationName(APP_TITLE)
     app.setWindowIcon(QIcon(str(ICON)))
     w = MainWindow(model_path=args.model, file=args.file)
+    app.aboutToQuit.connect(w.client.shutdown)  # also when the session ends without closing the window
     w.show()
     return app.exec()

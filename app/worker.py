@@ -169,10 +169,16 @@ class EngineClient(QObject):
     def set_delay(self, seconds: float) -> None:
         self.control.delay_s = max(0.0, float(seconds))
 
-    def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Stop the running job within one step, end the thread and wait for it."""
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Stop the running job within one step, end the thread and wait for it.
+
+        A network call cannot be interrupted, so by default this waits for the
+        current step however long it takes (the window hides first): a QThread
+        destroyed while running would take the process down.
+        """
         self.control.cancel()
         self._thread.quit()
-        ok = self._thread.wait(timeout_ms)
-        self._pending.clear()
+        ok = self._thread.wait() if timeout_ms is None else self._thread.wait(timeout_ms)
+        if ok:
+            self._pending.clear()
         return bool(ok)
