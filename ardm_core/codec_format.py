@@ -11,7 +11,7 @@ fields are little-endian.
     2       version      1 byte   FORMAT_VERSION
     3       method       1 byte   0 stored, 1 brotli, 2 model
     model only:
-            fingerprint  4 bytes  first 4 bytes of the model's sha256 fingerprint
+            fingerprint  4 bytes  sha256(model fingerprint + L_t table on its grid)[:4]
             seed         varint   order seed
             steps        varint   K, network calls per full window
             window       varint   characters per window; 0 = the model's block size
@@ -60,11 +60,14 @@ class Header:
     version: int = FORMAT_VERSION
 
 
-def fingerprint_tag(fingerprint: str) -> bytes:
-    """The header's model tag: the fingerprint's first bytes.
+def fingerprint_tag(fingerprint: str, plan: bytes = b"") -> bytes:
+    """The header's model tag: the fingerprint's first bytes, or with ``plan`` (the
+    bytes the step plan is computed from) the first bytes of sha256(fingerprint + plan).
 
-    ``load_model`` fingerprints are sha256 hex digests; any other string (test
-    models carry names like ``tiny-0``) is hashed first, so every model gets a tag.
+    ``load_model`` fingerprints are sha256 hex digests of weights and vocabulary;
+    any other string (test models carry names like ``tiny-0``) is hashed first,
+    so every model gets a tag. The plan matters because the model's L_t table
+    lives in its config, outside the fingerprint, and decides the step sizes.
     """
     if not fingerprint:
         raise ValueError("this model has no fingerprint; load it with load_model() so files can name their model")
@@ -74,6 +77,8 @@ def fingerprint_tag(fingerprint: str) -> bytes:
         raw = b""
     if len(raw) != 32:
         raw = hashlib.sha256(fingerprint.encode("utf-8")).digest()
+    if plan:
+        raw = hashlib.sha256(raw + plan).digest()
     return raw[:FINGERPRINT_BYTES]
 
 

@@ -213,6 +213,13 @@ def step_sizes(L: np.ndarray | None, steps: int, n: int) -> tuple[int, ...]:
     return _planned_sizes(quantised_loss_table(L).tobytes(), k, n)
 
 
+def model_tag(model: LoadedModel) -> bytes:
+    """The header's model tag: covers the weights and vocabulary (the fingerprint) and the
+    L_t table the step sizes are planned from, which lives in config.json outside the fingerprint."""
+    L = quantised_loss_table(model.loss_by_known)
+    return fingerprint_tag(model.fingerprint, b"" if L is None else b"L" + L.astype("<f8").tobytes())
+
+
 def auto_steps(L: np.ndarray | None, window: int, tolerance: float = AUTO_TOLERANCE) -> int:
     """The default budget: the smallest K whose planned bits (the DP's expected_bits under the
     model's measured L_t) are within ``tolerance`` of K = window, one character per call."""
@@ -558,7 +565,7 @@ def compress(model: LoadedModel | None, data: bytes, *, steps: int | None = DEFA
         if not 1 <= steps <= win:
             raise ValueError(f"steps must be between 1 and the window size {win}, got {steps}")
         payload, calls = yield from _encode_text(model, text, steps=steps, seed=seed, window=win, batch_rows=batch_rows)
-        header = Header("model", len(text), check, fingerprint_tag(model.fingerprint), seed, steps,
+        header = Header("model", len(text), check, model_tag(model), seed, steps,
                         0 if win == model.config.block_size else win)
         candidates.append((pack_header(header) + payload, "model"))
     if method in ("auto", "brotli"):
@@ -598,11 +605,11 @@ def decompress(model: LoadedModel | None, blob: bytes, *, batch_windows: int = 1
     else:
         if model is None:
             raise ValueError("this file was compressed with a model; give the model to decompress it")
-        tag = fingerprint_tag(model.fingerprint)
+        tag = model_tag(model)
         if tag != header.fingerprint:
             raise ModelMismatchError(
                 f"this file was compressed with a different model (its model tag is {header.fingerprint.hex()}, "
-                f"model {model.name!r} has {tag.hex()}); use the same model to decompress")
+                f"model {model.name!r} has {tag.hex()}: other weights, vocabulary or L_t table); use the same model to decompress")
         text, calls = yield from _decode_text(model, header, payload, batch_windows=batch_windows)
         data, chars = text.encode("utf-8"), len(text)
     if crc32(data) != header.crc32:
@@ -631,5 +638,5 @@ def decompress_bytes(model: LoadedModel | None, blob: bytes, **options) -> bytes
 __all__ = [
     "DEFAULT_STEPS", "CodingProgress", "CodingResult", "CompressedFileError", "ModelMismatchError",
     "compress", "decompress", "compress_bytes", "decompress_bytes", "quantised_weights", "window_order",
-    "step_sizes", "auto_steps", "probability_net", "read_header",
+    "step_sizes", "auto_steps", "model_tag", "probability_net", "read_header",
 ]

@@ -33,6 +33,13 @@ def test_wrong_model_is_named(model_blob):
         decompress_bytes(other, model_blob)
 
 
+def test_changed_l_table_is_a_different_model(tiny_model, model_blob):
+    """The L_t table decides the step sizes but lives outside the weights' fingerprint."""
+    other = dataclasses.replace(tiny_model, loss_by_known=tiny_model.loss_by_known * 0.9)
+    with pytest.raises(ModelMismatchError, match="L_t table"):
+        decompress_bytes(other, model_blob)
+
+
 def test_model_file_needs_a_model(model_blob):
     with pytest.raises(ValueError, match="give the model"):
         decompress_bytes(None, model_blob)

@@ -37,6 +37,7 @@ def test_model_header_is_compact():
 def test_fingerprint_tag():
     assert fingerprint_tag("0123456789abcdef" * 4) == bytes.fromhex("01234567")
     assert len(fingerprint_tag("tiny-0")) == 4 and fingerprint_tag("tiny-0") != fingerprint_tag("tiny-1")
+    assert fingerprint_tag("ab" * 32, b"L-table") not in (fingerprint_tag("ab" * 32), fingerprint_tag("ab" * 32, b"other"))
     with pytest.raises(ValueError, match="no fingerprint"):
         fingerprint_tag("")
 
