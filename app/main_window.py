@@ -169,7 +169,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.mask_tools.unmask_all_requested.connect(self.unmask_all)
         self.compare_panel.compare_requested.connect(self.compare_orders)
         self.mdoc.masks_changed.connect(self._masks_changed)
-        self.editor.document().contentsChange.connect(lambda *_: self._update_title())
+        self.editor.document().contentsChange.connect(self._contents_changed)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.timeout.connect(self.autosave_now)
 
@@ -301,6 +301,13 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self._set_picks([q for q in self.editor.picks if self.mdoc.is_masked(q)])
         self._replan()
         self._update_controls()
+
+    def _contents_changed(self, pos: int, removed: int, added: int) -> None:
+        self._update_title()
+        if self.editor.picks and removed != added:  # typing moves the picked characters
+            shift = added - removed
+            self.editor.set_picks([q if q < pos else q + shift for q in self.editor.picks
+                                   if q < pos or q >= pos + removed])
 
     # -- hand-picked order ------------------------------------------------------------------
     def _set_pick_mode(self, on: bool) -> None:

@@ -166,3 +166,35 @@ def test_hand_picked_then_the_rest_in_another_order(window, qtbot):
     wait_idle(qtbot, w)
     order = [p for s in w.runner.run.steps for p in s.positions]
     assert order == [45, 42, 49, 48, 47, 46, 44, 43, 41, 40]
+
+
+def test_picks_follow_typing(window, qtbot):
+    from PySide6.QtGui import QTextCursor
+
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(20, 25))
+    w.order_panel.set_order("explicit")
+    w.pick_positions([24, 21])
+    c = w.editor.textCursor()
+    c.setPosition(0)
+    w.editor.setTextCursor(c)
+    c.insertText("Oh. ")
+    assert w.editor.picks == [28, 25]
+    assert all(w.mdoc.is_masked(q) for q in w.editor.picks)
+
+
+def test_clicking_masked_characters_picks_them(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    w = window
+    w.show()
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(3, 8))
+    w.order_panel.set_order("explicit")
+    qtbot.waitExposed(w)
+    for q in (6, 3, 0):  # 0 is not masked: no badge
+        r = w.editor._char_rect(q)
+        qtbot.mouseClick(w.editor.viewport(), Qt.LeftButton, pos=r.center())
+    assert w.editor.picks == [6, 3]
+    assert w.tooltip_for(6) == "masked (pick #1)"
