@@ -51,11 +51,11 @@ def test_every_truncation_fails_cleanly(tiny_model, model_blob):
 
 
 def test_every_bit_flip_fails_cleanly_or_is_harmless(tiny_model, model_blob):
+    # one flipped bit per byte, cycling through the bit positions, keeps the suite fast
     for i in range(len(model_blob)):
-        for bit in (0, 3, 7):
-            bad = bytearray(model_blob)
-            bad[i] ^= 1 << bit
-            _never_wrong(tiny_model, bytes(bad), TEXT.encode())
+        bad = bytearray(model_blob)
+        bad[i] ^= 1 << (i * 3 % 8)
+        _never_wrong(tiny_model, bytes(bad), TEXT.encode())
 
 
 def test_appended_garbage_fails_cleanly(tiny_model, model_blob):
