@@ -44,10 +44,10 @@ from ardm_core.session import DecodeSession, score  # noqa: E402
 BUDGETS = (5, 10, 20, 50, 100)
 
 
-def step_latency(model, text: str, order: str, n_steps: int) -> dict:
+def step_latency(model, text: str, order: str, n_steps: int, precision: str = "fp32") -> dict:
     D = model.config.block_size
     window = text[:D]
-    s = DecodeSession(model, window, range(len(window)), order=order, seed=0)
+    s = DecodeSession(model, window, range(len(window)), order=order, seed=0, precision=precision)
     s.step()  # warm-up
     ms = [s.step().ms for _ in range(n_steps)]
     return {"median_ms": round(statistics.median(ms), 2), "steps": n_steps}
@@ -121,6 +121,9 @@ def main() -> None:
     out["engine_overhead_ms"] = engine_overhead(model, text)  # per step, network stubbed out
     out["target_ms"] = 25.0
     out["meets_target"] = out["step_ms"]["l2r"]["median_ms"] <= 25.0
+    # bfloat16 matrix products (DecodeSession(precision="bf16"), `ardm infill --precision bf16`)
+    out["step_ms_bf16"] = {o: step_latency(model, text, o, n_steps, "bf16") for o in ("l2r", "confidence")}
+    out["meets_target_bf16"] = out["step_ms_bf16"]["l2r"]["median_ms"] <= 25.0
 
     # 2. exact likelihood throughput (l2r, D calls per window, batched)
     n_chars = D if quick else 4 * D

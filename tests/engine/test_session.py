@@ -220,3 +220,18 @@ def test_model_without_table_splits_evenly(tiny_model):
     m = replace(tiny_model, loss_by_known=None)
     s = DecodeSession(m, TEXT, MASK, steps=3)
     assert s.schedule.sizes == (4, 3, 3)
+
+
+def test_bf16_precision_fills_everything_and_stays_close(tiny_model):
+    text = "It is a truth universally acknowledged."
+    masked = list(range(5, 20))
+    a = DecodeSession(tiny_model, text, masked, order="l2r", seed=3)
+    b = DecodeSession(tiny_model, text, masked, order="l2r", seed=3, precision="bf16")
+    sa, sb = a.step(), b.step()
+    assert sa.positions == sb.positions
+    assert abs(sa.entropy[0] - sb.entropy[0]) < 0.1
+    list(b.run())
+    assert b.done and all(c is not None for c in b.current_chars())
+    assert b.branch(2).precision == "bf16"
+    with pytest.raises(ValueError, match="unknown precision"):
+        DecodeSession(tiny_model, text, masked, precision="fp8")
