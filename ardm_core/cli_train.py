@@ -48,7 +48,8 @@ def register(sub) -> None:
 
     e = sub.add_parser("eval", help="bits per character of a text file")
     model_argument(e)
-    e.add_argument("file", nargs="?", default=None, help="UTF-8 text file (default: data/corpus/test.txt)")
+    e.add_argument("file", nargs="?", default=None,
+                   help="UTF-8 text file (default: the default corpus's test split, data/corpus/test.txt or its copy in assets/corpus)")
     e.add_argument("--passes", type=int, default=4, help="ELBO passes (random t and order each)")
     e.add_argument("--order", default=None, help="exact likelihood under a fixed order: l2r, r2l or random (D calls per window)")
     e.add_argument("--max-chars", type=int, default=0, help="evaluate only the first N characters (0 = all)")
@@ -136,7 +137,9 @@ def cmd_eval(args) -> int:
 
     if args.passes < 1:
         raise ValueError(f"--passes must be at least 1 (got {args.passes})")
-    path = Path(args.file) if args.file else Path("data/corpus/test.txt")
+    from .paths import default_test_file
+
+    path = Path(args.file) if args.file else default_test_file()
     if args.file is None and not path.exists():
         raise ValueError(f"no FILE given and {path} does not exist; pass a text file or run `ardm corpus build`")
     text = read_utf8(path)

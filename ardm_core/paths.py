@@ -15,6 +15,14 @@ def default_model_dir() -> Path:
     return ASSETS / "models" / "default"
 
 
+def default_test_file() -> Path:
+    """The default corpus's test split: a built corpus if present, else the copy shipped in assets/."""
+    for built in (Path("data/corpus/test.txt"), REPO_ROOT / "data" / "corpus" / "test.txt"):
+        if built.exists():
+            return built
+    return ASSETS / "corpus" / "test.txt"
+
+
 def upscale_model_dir() -> Path:
     return ASSETS / "models" / "upscale"
 

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from ardm_core.checkpoint import load_model  # noqa: E402
 from ardm_core.codec_format import Header, crc32, pack_header  # noqa: E402
 from ardm_core.compress import compress, decompress  # noqa: E402
-from ardm_core.paths import default_model_dir  # noqa: E402
+from ardm_core.paths import default_model_dir, default_test_file  # noqa: E402
 
 
 def classic_sizes(data: bytes) -> dict[str, int]:
@@ -126,7 +126,7 @@ def run_classic(texts: list[str]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(default_model_dir()), help="model folder (default: the shipped model)")
-    ap.add_argument("--test", default=str(ROOT / "data" / "corpus" / "test.txt"), help="test split (UTF-8)")
+    ap.add_argument("--test", default=str(default_test_file()), help="test split (UTF-8)")
     ap.add_argument("--quick", action="store_true", help="2 texts per length, whole split = first 2,048 characters")
     ap.add_argument("--steps", default="window,50,20", help="K values, comma-separated; 'window' = the model's block size")
     ap.add_argument("--lengths", default="100,250,1000", help="single-text lengths in characters")

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ardm_core.budget import budget_schedule, document_table, naive_schedule  # noqa: E402
 from ardm_core.checkpoint import load_model  # noqa: E402
 from ardm_core.fileio import read_utf8  # noqa: E402
-from ardm_core.paths import default_model_dir  # noqa: E402
+from ardm_core.paths import default_model_dir, default_test_file  # noqa: E402
 from ardm_core.session import DecodeSession, score  # noqa: E402
 
 BUDGETS = (5, 10, 20, 50, 100)
@@ -95,7 +95,7 @@ def forward_ms(model, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="model folder (default: the shipped model)")
-    ap.add_argument("--data", default="data/corpus/test.txt", help="text to measure on (default: the test split)")
+    ap.add_argument("--data", default=str(default_test_file()), help="text to measure on (default: the test split)")
     ap.add_argument("--quick", action="store_true", help="a few steps and windows only (about a minute)")
     ap.add_argument("--windows", type=int, default=None, help="windows of the data for the budget comparison")
     ap.add_argument("--threads", type=int, default=2)

@@ -45,7 +45,7 @@ from ardm_core.checkpoint import load_model  # noqa: E402
 from ardm_core.evaluate import elbo, exact  # noqa: E402
 from ardm_core.objective import LN2, ar_loss  # noqa: E402
 from ardm_core.data import chunk_windows  # noqa: E402
-from ardm_core.paths import default_model_dir  # noqa: E402
+from ardm_core.paths import default_model_dir, default_test_file  # noqa: E402
 
 
 def classic_sizes(data: bytes) -> dict[str, int]:
@@ -112,7 +112,7 @@ def infill_exact(net, ids: torch.Tensor, span: slice, order: str) -> tuple[float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(default_model_dir()))
-    ap.add_argument("--test", default=str(ROOT / "data" / "corpus" / "test.txt"))
+    ap.add_argument("--test", default=str(default_test_file()))
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--exact-windows", type=int, default=16)
     ap.add_argument("--infill-windows", type=int, default=24)
