@@ -269,19 +269,19 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
 
     def unmask_selection(self) -> int:
         a, b = self._selection()
-        self.mirror.label("Unmask")
-        return self.mdoc.unmask(range(a, b))
+        with self.mirror.labelled("Unmask"):
+            return self.mdoc.unmask(range(a, b))
 
     def unmask_all(self) -> int:
-        self.mirror.label("Unmask all")
-        return self.mdoc.unmask(self.mdoc.state().masked)
+        with self.mirror.labelled("Unmask all"):
+            return self.mdoc.unmask(self.mdoc.state().masked)
 
     def _mask(self, positions, label: str) -> int:
         if self.runner.running:
             self.notify_status("Pause the run before changing the masks")
             return 0
-        self.mirror.label(label)
-        n = self.mdoc.mask(positions)
+        with self.mirror.labelled(label):
+            n = self.mdoc.mask(positions)
         self.notify_status(f"Masked {n} characters" if n else "Nothing new to mask there")
         return n
 

@@ -8,6 +8,9 @@ menu and an undo view); undoing the command undoes that level.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QTextDocument, QUndoCommand, QUndoStack
 
@@ -42,6 +45,19 @@ class UndoMirror(QObject):
     def label(self, text: str) -> "UndoMirror":
         self.next_label = text
         return self
+
+    @contextmanager
+    def labelled(self, text: str) -> Iterator[None]:
+        """Name the edits made inside the block; the name never outlives it.
+
+        An edit that changes nothing (unmasking where nothing is masked) adds
+        no undo level, and its label must not stick to the next one (typing).
+        """
+        self.next_label = text
+        try:
+            yield
+        finally:
+            self.next_label = ""
 
     def _added(self) -> None:
         if self.suppress:

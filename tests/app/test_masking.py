@@ -107,3 +107,20 @@ def test_ctrl_z_in_the_editor_goes_through_the_undo_stack(make_window, qtbot):
     assert w.undo_stack.index() == 0 and w.mdoc.state().masked == ()
     qtbot.keyClick(w.editor, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     assert w.undo_stack.index() == 1 and w.mdoc.state().masked == (0, 1, 2)
+
+
+def test_a_mask_edit_that_changes_nothing_leaves_no_label_behind(make_window, qtbot):
+    """Unmask with nothing masked adds no undo level; the typing after it is still called "Typing"."""
+    w = make_window(wait_model=False)
+    w.mdoc.set_text(TEXT)
+    select(w, 0, 5)
+    assert w.unmask_selection() == 0
+    assert w.unmask_all() == 0
+    w.mdoc.mask(range(0, 2))
+    select(w, 0, 2)
+    assert w.mask_selection() == 0  # already masked: nothing new
+    c = w.editor.textCursor()
+    c.movePosition(QTextCursor.End)
+    w.editor.setTextCursor(c)
+    qtbot.keyClicks(w.editor, "x")
+    assert w.undo_stack.undoText() == "Typing"
