@@ -30,7 +30,7 @@ class WindowRun:
         elif self._can_compute():
             options = self.run_options()
             if self.runner.start(options):
-                self.editor.set_picks([])  # the badges give way to the run's colours
+                self._set_picks([])  # the badges give way to the run's colours
         self._update_controls()
 
     def step_fill(self) -> None:
@@ -39,7 +39,7 @@ class WindowRun:
         elif self._can_compute():
             options = self.run_options()
             if self.runner.start(options, n_steps=1):
-                self.editor.set_picks([])
+                self._set_picks([])
         self._update_controls()
 
     def pause_fill(self) -> None:

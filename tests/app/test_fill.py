@@ -198,3 +198,17 @@ def test_clicking_masked_characters_picks_them(window, qtbot):
         qtbot.mouseClick(w.editor.viewport(), Qt.LeftButton, pos=r.center())
     assert w.editor.picks == [6, 3]
     assert w.tooltip_for(6) == "masked (pick #1)"
+
+
+def test_the_pick_count_clears_with_the_badges_when_a_run_starts(window, qtbot):
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(20, 26))
+    w.order_panel.set_order("explicit")
+    w.pick_positions([25, 20])
+    assert w.order_panel.pick_label.text().startswith("2 of 6")
+    w.run_fill()
+    assert w.editor.picks == []
+    assert w.order_panel.pick_label.text().startswith("0 of 6")  # not "2 of 6" beside no badges
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
+    wait_idle(qtbot, w)
