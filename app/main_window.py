@@ -54,6 +54,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.file_path: Path | None = None
         self.model_info: ModelInfo | None = None
         self.model_error = ""
+        self._chosen_model = ""  # a folder picked in "Open model...", saved in the settings once it loads
         self.messages: list[str] = []  # every message shown (tests and the log read it)
         self.last_error: JobError | None = None
         self._boxes: list[QMessageBox] = []
@@ -215,23 +216,27 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
     def open_model_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open model folder", str(default_model_dir().parent))
         if path:
-            self.settings.model_path = path
+            self._chosen_model = path  # remembered in the settings once it has loaded
             self.load_model(path)
 
     def _on_event(self, ev) -> None:
         if isinstance(ev, ModelInfo):
             self.model_info, self.model_error = ev, ""
-            self.model_label.setText(f"model: {ev.name} ({ev.n_params / 1e6:.1f}M, window {ev.block_size})")
-            self.device_label.setText(f"device: {ev.device}")
+            if self._chosen_model and Path(ev.path).resolve() == Path(self._chosen_model).resolve():
+                self.settings.model_path, self._chosen_model = self._chosen_model, ""
+            self._show_model_label()
             self.stats.set(device=ev.device, model=ev.name)
             self.runner.live = False  # the old session went with the old model; recorded steps still replay
             self.notify_status(f"Loaded model {ev.name} on {ev.device}")
             self._replan()
         elif isinstance(ev, ModelFailed):
-            self.model_info, self.model_error = None, ev.message
-            self.model_label.setText("model: none")
-            self.notify("Could not load the model", f"{ev.message}\n\nYou can still edit and mask text; "
-                        "open another model folder with File > Open model...", error=True)
+            self.model_error = ev.message  # the worker keeps the model it had, if any: so does the window
+            self._show_model_label()
+            if self.model_info is not None:
+                more = f"Still using the model {self.model_info.name}."
+            else:
+                more = "You can still edit and mask text; open another model folder with File > Open model..."
+            self.notify("Could not load the model", f"{ev.message}\n\n{more}", error=True)
         elif isinstance(ev, SchedulePlan):
             self.order_panel.plot.set_plan(ev)
         elif isinstance(ev, CompareRow):
@@ -240,8 +245,18 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             self.notify_status(f"Wrote {ev.frames} frames to {ev.path}")
         self._update_controls()
 
+    def _show_model_label(self) -> None:
+        m = self.model_info
+        if m is None:
+            self.model_label.setText("model: none")
+            return
+        self.model_label.setText(f"model: {m.name} ({m.n_params / 1e6:.1f}M, window {m.block_size})")
+        self.device_label.setText(f"device: {m.device}")
+
     def _on_error(self, err: JobError) -> None:
         self.last_error = err
+        if err.kind == "load":  # not a ModelFailed: an unexpected error; the previous model (if any) stays
+            self._show_model_label()
         if err.kind in ("start", "advance", "branch"):
             self.runner.cancel()
         self.notify("The model job failed", f"{err.kind}: {err.message}", error=True, details=err.details)

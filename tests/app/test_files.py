@@ -157,3 +157,28 @@ def test_closing_saves_settings(make_window):
     w.close()
     s = load_settings()
     assert s.last_order == "l2r" and s.temperature == 0.5
+
+
+def test_a_bad_model_folder_keeps_the_loaded_model_and_is_not_remembered(window, qtbot, tmp_path, monkeypatch,
+                                                                          tiny_model_dir):
+    from PySide6.QtWidgets import QFileDialog
+
+    w = window
+    good = w.model_info
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    chosen = [str(bad)]
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: chosen[0])
+    w.open_model_dialog()
+    qtbot.waitUntil(lambda: "not valid JSON" in w.model_error, timeout=20_000)
+    assert w.model_info == good  # the worker still holds it, so the window still uses it
+    assert w.model_label.text().startswith(f"model: {good.name} (")
+    assert any(f"Still using the model {good.name}" in m for m in w.messages)
+    assert w.settings.model_path == ""  # the next start must not open the broken folder
+    fill(w, qtbot, range(3, 9))  # fills still work
+    assert w.mdoc.state().masked == ()
+    chosen[0] = tiny_model_dir
+    w.open_model_dialog()
+    qtbot.waitUntil(lambda: not w.model_error and not w.client.busy, timeout=20_000)
+    assert w.settings.model_path == tiny_model_dir
