@@ -354,7 +354,8 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         can_compute = self.model_info is not None
         can_run = bool(run and (r.view < r.recorded or (r.live and not run.done and can_compute))) or \
             (can_compute and not r.running)
-        self.playback.set_state(running=r.running, can_run=can_run, has_steps=r.recorded > 0, at_end=r.view == r.recorded)
+        self.playback.set_state(running=r.running, can_run=can_run, has_steps=r.recorded > 0, at_end=r.view == r.recorded,
+                                can_resample=r.live and can_compute)
         self.playback.set_timeline(r.view, r.recorded, len(run.schedule) if run and run.schedule else 0)
         self.editor.setReadOnly(r.running)
         A = getattr(self, "actions_", None)
@@ -362,6 +363,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             for k in ("mask", "unmask", "undo", "redo", "open", "open_run"):
                 A[k].setEnabled(not r.running and (k not in ("undo", "redo") or
                                                    (self.undo_stack.canUndo() if k == "undo" else self.undo_stack.canRedo())))
+            A["resample"].setEnabled(self.playback.resample_btn.isEnabled())
             A["export_run"].setEnabled(r.recorded > 0)
             A["export_gif"].setEnabled(r.recorded > 0 and not r.running)
             A["export_png"].setEnabled(r.recorded > 0 and not r.running)

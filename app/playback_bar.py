@@ -35,7 +35,7 @@ class PlaybackBar(QWidget):
                                       "Stop and put every mask back", self.reset_clicked)
         self.resample_btn = self._button(st.standardIcon(QStyle.SP_BrowserReload), "Resample from here",
                                          "Keep the steps up to the timeline position and sample the rest anew "
-                                         "(next seed)", self.resample_clicked)
+                                         "(next seed); needs a run computed in this session", self.resample_clicked)
         for b in (self.run_btn, self.pause_btn, self.back_btn, self.step_btn, self.reset_btn, self.resample_btn):
             lay.addWidget(b)
         lay.addSpacing(12)
@@ -79,13 +79,15 @@ class PlaybackBar(QWidget):
         total = f" of ~{total_hint}" if total_hint and total_hint != recorded else ""
         self.position_label.setText(f"{position} / {recorded}{total}")
 
-    def set_state(self, *, running: bool, can_run: bool, has_steps: bool, at_end: bool) -> None:
+    def set_state(self, *, running: bool, can_run: bool, has_steps: bool, at_end: bool,
+                  can_resample: bool | None = None) -> None:
+        """can_resample: the worker holds this run's session (not so for a run opened from a file)."""
         self.run_btn.setEnabled(can_run and not running)
         self.step_btn.setEnabled(can_run and not running)
         self.pause_btn.setEnabled(running)
         self.back_btn.setEnabled(has_steps and not running)
         self.reset_btn.setEnabled(has_steps or running)
-        self.resample_btn.setEnabled(has_steps and not running)
+        self.resample_btn.setEnabled(has_steps and not running and (can_resample is None or can_resample))
         self.timeline.setEnabled(has_steps and not running)
 
     def delay_seconds(self) -> float:

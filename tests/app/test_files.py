@@ -182,3 +182,16 @@ def test_a_bad_model_folder_keeps_the_loaded_model_and_is_not_remembered(window,
     w.open_model_dialog()
     qtbot.waitUntil(lambda: not w.model_error and not w.client.busy, timeout=20_000)
     assert w.settings.model_path == tiny_model_dir
+
+
+def test_resample_is_offered_only_for_a_run_the_worker_holds(window, make_window, qtbot, tmp_path):
+    fill(window, qtbot, range(10, 16))
+    assert window.playback.resample_btn.isEnabled() and window.actions_["resample"].isEnabled()
+    path = tmp_path / "run.json"
+    assert window.export_run(path)
+    w2 = make_window()
+    assert w2.open_file(path)
+    w2.runner.seek(3)
+    assert w2.playback.back_btn.isEnabled()
+    assert not w2.playback.resample_btn.isEnabled()  # a run from a file has no session to branch
+    assert not w2.actions_["resample"].isEnabled()
