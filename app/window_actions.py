@@ -40,6 +40,8 @@ def build_actions(w: "MainWindow") -> dict[str, QAction]:
     A["undo"].setShortcut(QKeySequence.Undo)
     A["redo"] = w.undo_stack.createRedoAction(w, "&Redo")
     A["redo"].setShortcut(QKeySequence.Redo)
+    for k, word in (("undo", "Undo"), ("redo", "Redo")):  # the menu and tooltip name the edit; the toolbar
+        A[k].setIconText(word)  # button keeps one short word, so the buttons beside it never shift
     A["mask"] = _action(w, "&Mask selection", w.mask_selection, "Ctrl+M", "Hide the selected characters")
     A["unmask"] = _action(w, "&Unmask selection", w.unmask_selection, "Ctrl+Shift+M", "Show the originals again")
     A["copy_result"] = _action(w, "Copy &result", w.copy_result, "Ctrl+Shift+C", "Copy the filled text")

@@ -124,3 +124,18 @@ def test_a_mask_edit_that_changes_nothing_leaves_no_label_behind(make_window, qt
     w.editor.setTextCursor(c)
     qtbot.keyClicks(w.editor, "x")
     assert w.undo_stack.undoText() == "Typing"
+
+
+def test_undo_toolbar_button_keeps_a_short_label(make_window):
+    from PySide6.QtWidgets import QToolBar, QToolButton
+
+    w = make_window(wait_model=False)
+    w.mdoc.set_text(TEXT)
+    select(w, 0, 5)
+    w.mask_selection()
+    undo = w.actions_["undo"]
+    assert undo.text().replace("&", "") == "Undo Mask 5 characters"  # the Edit menu names the edit
+    assert "Mask 5 characters" in undo.toolTip()
+    tb = w.findChild(QToolBar, "edit_toolbar")
+    button = tb.widgetForAction(undo)
+    assert isinstance(button, QToolButton) and button.text() == "Undo"  # the toolbar does not reflow
