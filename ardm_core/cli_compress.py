@@ -50,15 +50,9 @@ def _model_arg(p) -> None:
 def _read_input(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read()
-    path = Path(name)
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder, expected a file") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
+    from .fileio import read_file_bytes
+
+    return read_file_bytes(Path(name))
 
 
 def _output_path(args, default: Path | None) -> Path | None:

@@ -38,17 +38,23 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_utf8(path: Path) -> str:
-    """Read a UTF-8 text file; errors name the file and the byte offset."""
+def read_file_bytes(path: Path) -> bytes:
+    """Read a file; errors are one line that names the file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a text file") from None
+        raise DataError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_utf8(path: Path) -> str:
+    """Read a UTF-8 text file; errors name the file and the byte offset."""
+    path = Path(path)
+    data = read_file_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
