@@ -259,6 +259,8 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             self._show_model_label()
         if err.kind in ("start", "advance", "branch"):
             self.runner.cancel()
+        if err.kind == "compare":
+            self.compare_panel.status.setText(f"Scoring failed: {err.message}")
         self.notify("The model job failed", f"{err.kind}: {err.message}", error=True, details=err.details)
         self._update_controls()
 

@@ -6,6 +6,8 @@ EngineClient calls and never waits for the worker.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .masked_document import PosMap
 from .order_panel import EXPLICIT
 
@@ -14,7 +16,13 @@ class WindowRun:
     def run_options(self):
         pm = PosMap(self.editor.toPlainText())
         explicit = tuple(pm.to_py(q) for q in self.editor.picks)
-        return self.order_panel.options(explicit if self.order_panel.order() == EXPLICIT else ())
+        options = self.order_panel.options(explicit if self.order_panel.order() == EXPLICIT else ())
+        return replace(options, steps=self._budget(options.steps))
+
+    def _budget(self, k: int | None) -> int | None:
+        """K for the masks the document has now: a fill shown part way leaves fewer than the slider's range."""
+        n = len(self.mdoc.state().masked)
+        return min(k, n) if k and n else k
 
     def _can_compute(self) -> bool:
         if self.model_info is None:
@@ -91,5 +99,5 @@ class WindowRun:
         self.compare_panel.clear()
         self.compare_panel.compare_btn.setEnabled(False)
         self.compare_panel.status.setText(f"Scoring {len(st.masked)} characters under {len(orders)} orders...")
-        k = self.order_panel.k_slider.value() or None
+        k = self._budget(self.order_panel.k_slider.value() or None)
         self.client.compare(st.source, list(st.masked), orders, k, self.order_panel.seed.value())

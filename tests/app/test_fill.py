@@ -212,3 +212,27 @@ def test_the_pick_count_clears_with_the_badges_when_a_run_starts(window, qtbot):
     assert w.order_panel.pick_label.text().startswith("0 of 6")  # not "2 of 6" beside no badges
     qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
     wait_idle(qtbot, w)
+
+
+def test_budget_larger_than_the_masks_left_part_way_through_a_fill(window, qtbot):
+    """Shown part way, a fill leaves fewer masks than K: compare and a new run use at most that many steps."""
+    w = window
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(20, 32))
+    w.order_panel.k_slider.setValue(10)
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
+    wait_idle(qtbot, w)
+    w.runner.seek(w.runner.recorded - 1)
+    left = len(w.mdoc.state().masked)
+    assert 0 < left < 10
+    w.compare_orders(["l2r"])
+    wait_idle(qtbot, w)
+    assert w.last_error is None
+    assert [r.order for r in w.compare_panel.rows] == ["l2r"] and w.compare_panel.rows[0].network_calls <= left
+    w.editor.textCursor().insertText("Oh. ")  # an edit detaches the run; its masks stay
+    assert w.run_options().steps == left
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
+    wait_idle(qtbot, w)
+    assert w.last_error is None and w.mdoc.state().masked == ()
