@@ -1,9 +1,10 @@
 """Write PNG screenshots of ARDM Studio to docs/ (run under Xvfb on a headless machine).
 
-    xvfb-run -a -s "-screen 0 1280x800x24" python scripts/screenshots.py [--model DIR]
+    xvfb-run -a -s "-screen 0 1280x800x24" python scripts/screenshots.py [--model DIR] [--temperature T]
 
 Uses the shipped model when it is there, else a random tiny model (the
-screenshot then shows the interface, not good fills). Settings and autosave
+screenshot then shows the interface, not good fills). A temperature below 1
+shows the fills a partly trained model finds likely rather than its noisier samples. Settings and autosave
 go to a temp folder, never the user's.
 """
 
@@ -33,6 +34,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model folder (default: the shipped model, else a random tiny one)")
     ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument("--fraction", type=float, default=0.2, help="fraction of whole words to mask")
+    ap.add_argument("--steps", type=int, default=40, help="step budget K (0: one character per step)")
+    ap.add_argument("--temperature", type=float, default=0.3,
+                    help="sampling temperature (below 1 shows a partly trained model's likely fills)")
+    ap.add_argument("--seed", type=int, default=4, help="seed of the word mask")
     args = ap.parse_args()
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME"):
         os.environ[var] = tempfile.mkdtemp()
@@ -64,9 +70,10 @@ def main() -> None:
 
     pump(until=lambda: w.model_info is not None or bool(w.model_error))
     w.mdoc.set_text(TEXT)
-    w.apply_mask_tool("words", {"fraction": 0.35, "seed": 4, "unit": "words"})
+    w.apply_mask_tool("words", {"fraction": args.fraction, "seed": args.seed, "unit": "words"})
     w.order_panel.set_order("confidence")
-    w.order_panel.k_slider.setValue(24)
+    w.order_panel.k_slider.setValue(args.steps)
+    w.order_panel.temperature.setValue(args.temperature)
     pump(1.0)
     shots = []
 
@@ -77,12 +84,12 @@ def main() -> None:
         shots.append(str(path))
 
     shot("screenshot_masked.png")
+    w.compare_orders(["l2r", "r2l", "random", "confidence", "outside-in"])  # all the masks, before the fill
+    pump(until=lambda: not w.client.busy)
     w.run_fill()
-    pump(until=lambda: w.runner.run is not None and w.runner.run.done and not w.runner.running)
+    pump(until=lambda: w.runner.run is not None and w.runner.run.done and not w.runner.running, limit=900)
     w.runner.seek(max(1, w.runner.recorded * 2 // 3))
     w.set_colour_mode("order")
-    w.compare_orders(["l2r", "r2l", "random", "confidence", "outside-in"])
-    pump(until=lambda: not w.client.busy)
     shot("screenshot.png")
     w.set_colour_mode("bits")
     w.actions_["presentation"].setChecked(True)
