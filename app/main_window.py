@@ -178,7 +178,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         s = self.settings
         self.editor.set_font_size(s.font_size)
         self.order_panel.set_order(s.last_order)
-        self.order_panel.k_slider.setValue(s.budget_k)
+        self.order_panel.set_budget(s.budget_k)
         self.order_panel.temperature.setValue(s.temperature)
         self.order_panel.top_p.setValue(s.top_p)
         self.order_panel.seed.setValue(s.seed)
@@ -386,7 +386,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.hide()  # the worker may be inside a network call: leave at once, then wait for it
         self.client.shutdown()
         self.settings.last_order = self.order_panel.order() if self.order_panel.order() != EXPLICIT else "confidence"
-        self.settings.budget_k = self.order_panel.k_slider.value()
+        self.settings.budget_k = self.order_panel.budget()
         self.settings.temperature = self.order_panel.temperature.value()
         self.settings.top_p = self.order_panel.top_p.value()
         self.settings.seed = self.order_panel.seed.value()

@@ -25,7 +25,7 @@ def engine_orders() -> list[tuple[str, str]]:
 
 class OrderPanel(QWidget):
     options_changed = Signal()
-    budget_changed = Signal(int)  # K (0 = one character per step), debounced
+    budget_changed = Signal(int)  # K (0 = one character per step: the slider's right end), debounced
     pick_mode_changed = Signal(bool)
     undo_pick = Signal()
     clear_picks = Signal()
@@ -33,7 +33,7 @@ class OrderPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._debounce = QTimer(self, singleShot=True, interval=150)  # re-plan once the slider rests
-        self._debounce.timeout.connect(lambda: self.budget_changed.emit(self.k_slider.value()))
+        self._debounce.timeout.connect(lambda: self.budget_changed.emit(self.budget()))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self._build_order_box())
@@ -85,8 +85,11 @@ class OrderPanel(QWidget):
         v = QVBoxLayout(box)
         row = QHBoxLayout()
         self.k_slider = QSlider(Qt.Horizontal)
-        self.k_slider.setRange(0, 256)
-        self.k_slider.setToolTip("K, the number of network calls for the whole fill (0: one character per step)")
+        # K runs from 1 (everything in one call) to the number of masks (one character per step)
+        self.k_slider.setRange(1, 256)
+        self.k_slider.setValue(256)
+        self.k_slider.setToolTip("K, the number of network calls for the whole fill; "
+                                 "the right end is one character per step")
         self.k_label = QLabel()
         self.k_label.setMinimumWidth(70)
         self.k_slider.valueChanged.connect(self._k_changed)
@@ -96,7 +99,7 @@ class OrderPanel(QWidget):
         v.addLayout(row)
         self.plot = SchedulePlot()
         v.addWidget(self.plot)
-        self._k_changed(0)
+        self._k_changed(self.k_slider.value())
         return box
 
     def _build_sampling_box(self) -> QGroupBox:
@@ -120,13 +123,25 @@ class OrderPanel(QWidget):
         self.pick_mode_changed.emit(explicit)
         self.options_changed.emit()
 
-    def _k_changed(self, k: int) -> None:
+    def _k_changed(self, _k: int) -> None:
+        k = self.budget()
         self.k_label.setText("1 char/step" if k == 0 else f"{k} steps")
         self._debounce.start()
         self.options_changed.emit()
 
     def set_k_range(self, n_masked: int) -> None:
+        at_end = self.k_slider.value() >= self.k_slider.maximum()
         self.k_slider.setMaximum(max(1, n_masked))
+        if at_end:
+            self.k_slider.setValue(self.k_slider.maximum())
+
+    def budget(self) -> int:
+        """K, or 0 for one character per step (the slider's right end)."""
+        k = self.k_slider.value()
+        return 0 if k >= self.k_slider.maximum() else k
+
+    def set_budget(self, k: int) -> None:
+        self.k_slider.setValue(k if k > 0 else self.k_slider.maximum())
 
     def set_pick_count(self, n: int, n_masked: int) -> None:
         self.pick_label.setText(f"{n} of {n_masked} masked characters picked. Click masked characters in the order "
@@ -141,7 +156,7 @@ class OrderPanel(QWidget):
             self.order_combo.setCurrentIndex(i)
 
     def options(self, explicit: tuple[int, ...] = ()) -> RunOptions:
-        k = self.k_slider.value()
+        k = self.budget()
         return RunOptions(order=self.order(), steps=k or None, explicit=tuple(explicit),
                           rest_order=str(self.rest_combo.currentData() or "l2r"),
                           temperature=self.temperature.value(), top_p=self.top_p.value(), seed=self.seed.value())

@@ -70,11 +70,11 @@ class WindowRun:
         self.runner.set_delay(self.playback.delay_seconds())
 
     def _replan(self, *_args) -> None:
-        k = self.order_panel.k_slider.value()
+        k = self.order_panel.budget()
         st = self.mdoc.state()
         n = len(st.masked)
         if not k or not n or self.model_info is None:
-            msg = "Mask some characters to plan a budget" if not n else "K = 0: one character per step"
+            msg = "Mask some characters to plan a budget" if not n else "One character per step (K = masks)"
             self.order_panel.plot.set_plan(None, msg if self.model_info else "No model loaded")
             return
         if self.model_info.loss_by_known is None:
@@ -99,5 +99,5 @@ class WindowRun:
         self.compare_panel.clear()
         self.compare_panel.compare_btn.setEnabled(False)
         self.compare_panel.status.setText(f"Scoring {len(st.masked)} characters under {len(orders)} orders...")
-        k = self._budget(self.order_panel.k_slider.value() or None)
+        k = self._budget(self.order_panel.budget() or None)
         self.client.compare(st.source, list(st.masked), orders, k, self.order_panel.seed.value())

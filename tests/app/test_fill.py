@@ -236,3 +236,20 @@ def test_budget_larger_than_the_masks_left_part_way_through_a_fill(window, qtbot
     qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done, timeout=20_000)
     wait_idle(qtbot, w)
     assert w.last_error is None and w.mdoc.state().masked == ()
+
+
+def test_budget_slider_right_end_is_one_character_per_step(qtbot):
+    from app.order_panel import OrderPanel
+
+    p = OrderPanel()
+    qtbot.addWidget(p)
+    p.set_k_range(40)
+    assert p.budget() == 0 and p.options().steps is None  # default: the right end
+    p.k_slider.setValue(1)
+    assert p.budget() == 1 and p.options().steps == 1  # left end: everything in one call
+    p.k_slider.setValue(39)
+    assert p.budget() == 39
+    p.set_budget(0)
+    assert p.k_slider.value() == 40 and p.budget() == 0
+    p.set_k_range(100)  # more masks: a chosen K stays, the right end follows
+    assert p.budget() == 0 and p.k_slider.value() == 100
