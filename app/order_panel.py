@@ -105,8 +105,8 @@ class OrderPanel(QWidget):
     def _build_sampling_box(self) -> QGroupBox:
         box = QGroupBox("Sampling")
         form = QFormLayout(box)
-        self.temperature = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=5.0, singleStep=0.05, value=1.0)
-        self.top_p = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=1.0, singleStep=0.05, value=1.0)
+        self.temperature = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=5.0, singleStep=0.05, value=0.7)
+        self.top_p = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=1.0, singleStep=0.05, value=0.7)
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=0)
         for w in (self.temperature, self.top_p, self.seed):
             w.valueChanged.connect(self.options_changed)
