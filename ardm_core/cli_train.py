@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -99,10 +100,14 @@ def cmd_train(args) -> int:
         stop.set()
 
     old = signal.signal(signal.SIGINT, on_signal)
+    # under torchrun every rank runs this; only rank 0 reports (ranks share one stdout)
+    quiet = int(os.environ.get("RANK", "0")) != 0
     tty = sys.stderr.isatty()
     last_print = 0.0
     try:
         for ev in train(cfg, stop):
+            if quiet:
+                continue
             if args.json:
                 print(json.dumps({"event": type(ev).__name__, **ev.__dict__}), flush=True)
                 continue
