@@ -22,7 +22,7 @@ def test_random_unicode_model(tiny_model, text):
 
 
 @FAST
-@given(st.text(alphabet=st.sampled_from(KNOWN) | st.characters(), max_size=120))
+@given(st.text(alphabet=st.sampled_from(KNOWN) | st.characters(codec="utf-8"), max_size=120))
 def test_mostly_known_text_auto(tiny_model, text):
     _round_trip(tiny_model, text.encode("utf-8"))
 
@@ -34,7 +34,7 @@ def test_random_bytes(tiny_model, data):
 
 
 @FAST
-@given(st.text(alphabet=st.characters(min_codepoint=0x100), min_size=1, max_size=40))
+@given(st.text(alphabet=st.characters(min_codepoint=0x100, codec="utf-8"), min_size=1, max_size=40))
 def test_all_unknown_characters(tiny_model, text):
     assert not any(tiny_model.vocab.contains(c) for c in text)
     _round_trip(tiny_model, text.encode("utf-8"), method="model")
