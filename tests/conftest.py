@@ -13,6 +13,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings as hypothesis_settings
+
+# the same examples on every run, so CI is repeatable; HYPOTHESIS_PROFILE=explore searches afresh
+hypothesis_settings.register_profile("repeatable", derandomize=True, deadline=None)
+hypothesis_settings.register_profile("explore", deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 from ardm_core.checkpoint import LoadedModel, load_model, save_model
 from ardm_core.model import ARDMTransformer, preset_config
