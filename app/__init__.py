@@ -5,7 +5,3 @@ Widgets live here; everything that touches the model runs in one worker thread
 Modules without Qt (settings, autosave, masking, run_record, jobs, frames) can
 be used and tested on their own.
 """
-
-from .compat import guard_none_refcount as _guard_none_refcount
-
-_guard_none_refcount()  # before any widget exists: see app/compat.py

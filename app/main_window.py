@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 from ardm_core.paths import ASSETS, default_model_dir
 
 from . import autosave
-from .compat import guard_none_refcount
 from .compare_panel import ComparePanel
 from .editor import MaskEditor
 from .highlighter import RunHighlighter
@@ -40,7 +39,6 @@ from .window_run import WindowRun
 from .window_view import WindowView, apply_theme
 from .worker import EngineClient, JobError, JobFinished
 
-guard_none_refcount()  # also here: a stale editable install can import app as a namespace package
 
 APP_TITLE = "ARDM Studio"
 ICON = ASSETS / "icons" / "ardm-studio-256.png"

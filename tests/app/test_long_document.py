@@ -7,7 +7,6 @@ import time
 
 from PySide6.QtGui import QColor, QTextCharFormat
 
-from app import compat
 from app.masked_document import MASK_GLYPH
 from app.run_record import RunRecord, StepRecord
 
@@ -47,9 +46,14 @@ def test_long_document_masks_and_replays_quickly(make_window, sample_text):
     assert mask_s < 10 and one_step_s < 1.0, (mask_s, one_step_s)
 
 
-def test_void_calls_never_free_none():
-    """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call; the guard must hold."""
+def test_void_calls_keep_none_alive():
+    """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call (pyproject pins <6.12)."""
+    import sys
+
     fmt, colour = QTextCharFormat(), QColor(1, 2, 3)
-    for _ in range(50_000):
+    for _ in range(64):  # the first calls fill PySide's caches
         fmt.setBackground(colour)
-    assert compat.applied or not compat.leaks_none()
+    before = sys.getrefcount(None)
+    for _ in range(2_000):
+        fmt.setBackground(colour)
+    assert sys.getrefcount(None) > before - 1_000, "this PySide6 leaks references to None: install PySide6-Essentials<6.12"
