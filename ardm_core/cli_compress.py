@@ -109,15 +109,10 @@ def cmd_compress(args) -> int:
             result = ev
         else:
             _progress(ev, args.quiet)
-    _write_output(out, result.data)
-    if not args.quiet:
-        if sys.stderr.isatty():
-            print("\r", end="", file=sys.stderr)
-        unit = "char" if result.chars is not None else "byte"
-        print(f"{args.input}: {result.original_bytes} -> {result.compressed_bytes} bytes "
-              f"({result.bits_per_char:.3f} bits/{unit}, {result.method}, {result.network_calls} network calls, "
-              f"{result.seconds:.1f} s) -> {out or 'stdout'}", file=sys.stderr)
-    return 0
+    unit = "char" if result.chars is not None else "byte"
+    return _finish(args, out, result.data,
+                   f"{result.original_bytes} -> {result.compressed_bytes} bytes ({result.bits_per_char:.3f} bits/{unit}, "
+                   f"{result.method}, {result.network_calls} network calls, {result.seconds:.1f} s)")
 
 
 def cmd_decompress(args) -> int:
@@ -137,10 +132,15 @@ def cmd_decompress(args) -> int:
             result = ev
         else:
             _progress(ev, args.quiet)
-    _write_output(out, result.data)
+    return _finish(args, out, result.data,
+                   f"{result.compressed_bytes} -> {result.original_bytes} bytes ({result.method}, checksum ok, {result.seconds:.1f} s)")
+
+
+def _finish(args, out: Path | None, data: bytes, summary: str) -> int:
+    """Write the output (atomically, or to stdout) and report one summary line."""
+    _write_output(out, data)
     if not args.quiet:
         if sys.stderr.isatty():
-            print("\r", end="", file=sys.stderr)
-        print(f"{args.input}: {result.compressed_bytes} -> {result.original_bytes} bytes ({result.method}, "
-              f"checksum ok, {result.seconds:.1f} s) -> {out or 'stdout'}", file=sys.stderr)
+            print("\r", end="", file=sys.stderr)  # clear the progress line
+        print(f"{args.input}: {summary} -> {out or 'stdout'}", file=sys.stderr)
     return 0
