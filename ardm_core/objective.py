@@ -7,6 +7,16 @@ For each sequence of length D:
 Its expectation over t and sigma is the negative ELBO, -log p(x) <= E[loss];
 divided by D ln 2 it is bits per character. Windows shorter than D (end of a
 file) use their own length.
+
+Span orders (``span_mix`` > 0). Users infill contiguous spans, which uniform
+orders rarely produce. A span order cuts the window into consecutive spans of
+log-uniform length (1..``max_span``), visits the spans in random order and the
+positions inside a span in random order. Given t, the next position is uniform
+among the still-masked positions of the *current* span, so
+D * mean over those of -log p is an unbiased estimate of -log p_sigma(x) for that
+order family. Training on a mixture of uniform and span orders therefore still
+minimises a valid bound: the negative ELBO of the same network under the
+mixed order distribution. The ELBO we report is always the uniform-order one.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ class Loss:
     t: torch.Tensor  # (B,) 1..D_i
     lengths: torch.Tensor  # (B,) D_i
     step_bits: torch.Tensor  # (B,) mean bits per masked position: the L_t sample for t - 1 known
+    uniform: torch.Tensor | None = None  # (B,) bool: row used a uniform order (None = all rows)
 
 
 def sample_known(
@@ -58,6 +69,45 @@ def sample_known(
     return t, known
 
 
+def sample_span_order(
+    lengths: torch.Tensor,  # (B,) valid lengths D_i
+    T: int,
+    *,
+    generator: torch.Generator | None = None,
+    max_span: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A span order per row: (rank (B, T), span id (B, T)); padding ranks last.
+
+    Spans are consecutive, of log-uniform length in 1..max_span; spans come in a
+    random order and positions within a span in a random order.
+    """
+    B = lengths.shape[0]
+    dev = lengths.device
+    u = torch.rand(B, T, generator=generator, device=dev)
+    span_len = torch.exp(u * math.log(max_span + 1)).floor().long().clamp(1, max_span)  # (B, T) draws
+    ends = span_len.cumsum(1)  # (B, T): exclusive end of span j
+    pos = torch.arange(T, device=dev)
+    span = (pos[None, :, None] >= ends[:, None, :]).sum(-1)  # (B, T): span id of each position
+    span_rank = torch.rand(B, T, generator=generator, device=dev).argsort(1).argsort(1)  # rank of span j
+    within = torch.rand(B, T, generator=generator, device=dev).argsort(1).argsort(1)  # distinct 0..T-1
+    key = span_rank.gather(1, span) * T + within
+    valid = pos[None, :] < lengths[:, None]
+    key = key.masked_fill(~valid, T * T + T)
+    rank = key.argsort(1).argsort(1)
+    return rank, span
+
+
+def span_order_targets(rank: torch.Tensor, span: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For span orders at step t: (known (B, T), scored (B, T)).
+
+    ``scored`` are the masked positions of the span that holds the t-th position:
+    the only candidates for the next step, each equally likely.
+    """
+    known = rank < (t - 1)[:, None]
+    current = span.gather(1, (rank == (t - 1)[:, None]).long().argmax(1, keepdim=True))  # (B, 1)
+    return known, (~known) & (span == current)
+
+
 def masked_nll(logp: torch.Tensor, ids: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """Sum over masked positions of -log p(x_k): (B,). ``logp`` is (B, T, V)."""
     tok = logp.gather(-1, ids.clamp(max=logp.shape[-1] - 1)[..., None]).squeeze(-1)  # (B, T)
@@ -74,6 +124,9 @@ def ardm_loss(
     ce_weight: float = 0.0,
     known: torch.Tensor | None = None,  # override the sampled masks (tests)
     t: torch.Tensor | None = None,
+    span_mix: float = 0.0,  # fraction of rows that use a span order instead of a uniform one
+    max_span: int = 64,
+    span_order: tuple[torch.Tensor, torch.Tensor] | None = None,  # (rank, span) for every row (tests)
 ) -> Loss:
     B, T = ids.shape
     if lengths is None:
@@ -83,19 +136,32 @@ def ardm_loss(
     if known is None:
         t, known = sample_known(lengths, T, generator=generator, stratified=stratified)
     assert t is not None
-    # 2. mask the positions the order has not reached
     # <unk> (id 0) is never predicted: such characters are scored as free context
-    masked = valid & ~known & (ids != 0)
+    scored = valid & ~known & (ids != 0)
+    n_masked = lengths - t + 1  # (B,) candidates for the next step under a uniform order
+    uniform = torch.ones(B, dtype=torch.bool, device=ids.device)
+    if span_mix > 0 or span_order is not None:
+        if span_order is None:
+            span_order = sample_span_order(lengths, T, generator=generator, max_span=max_span)
+            uniform = torch.rand(B, generator=generator, device=ids.device) >= span_mix
+        else:
+            uniform = torch.zeros(B, dtype=torch.bool, device=ids.device)
+        s_known, s_scored = span_order_targets(*span_order, t)
+        known = torch.where(uniform[:, None], known, s_known)
+        scored = torch.where(uniform[:, None], scored, valid & s_scored & (ids != 0))
+        # a span row's next position is uniform over its current span's masked positions
+        n_masked = torch.where(uniform, n_masked, (valid & s_scored).sum(1))
+    # 2. mask the positions the order has not reached
     inp = ids.masked_fill(~known, model.mask_id)
     logp = model(inp, lengths if bool((lengths < T).any()) else None)  # (B, T, V)
-    # 3. weighted NLL: D / (D - t + 1) times the masked sum
-    nll = masked_nll(logp, ids, masked)  # (B,)
-    n_masked = (lengths - t + 1).to(nll.dtype)
+    # 3. weighted NLL: D / (number of candidates for the next step) times their summed NLL
+    nll = masked_nll(logp, ids, scored)  # (B,)
+    n_masked = n_masked.to(nll.dtype)
     weighted = nll * lengths.to(nll.dtype) / n_masked
     per_char = weighted.sum() / lengths.sum()
     loss = per_char
     if ce_weight:
-        loss = loss + ce_weight * nll.sum() / masked.sum().clamp(min=1)
+        loss = loss + ce_weight * nll.sum() / scored.sum().clamp(min=1)
     return Loss(
         loss=loss,
         bpc=(per_char / LN2).detach(),
@@ -103,6 +169,7 @@ def ardm_loss(
         t=t,
         lengths=lengths,
         step_bits=(nll / n_masked / LN2).detach(),
+        uniform=uniform,
     )
 
 

@@ -61,6 +61,7 @@ class TrainConfig:
     condition_on_known: bool = False  # network option: embed the number of known positions
     positions: str = "rope"  # network option: rope or sinusoid
     objective: str = "ardm"  # "ardm" (order-agnostic) or "ar" (single-order causal baseline, for comparison)
+    span_mix: float = 0.0  # ardm only: fraction of windows trained under span orders (contiguous infill)
 
 
 # -- events --------------------------------------------------------------------------
@@ -174,7 +175,12 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         raise ValueError(f"--lr must be between 0 and 1 (got {cfg.lr})")
     if cfg.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {cfg.objective!r}; choose from {sorted(OBJECTIVES)}")
+    if not 0.0 <= cfg.span_mix <= 1.0:
+        raise ValueError(f"--span-mix must be between 0 and 1 (got {cfg.span_mix})")
+    if cfg.span_mix and cfg.objective != "ardm":
+        raise ValueError("--span-mix applies to the ardm objective only")
     loss_fn = OBJECTIVES[cfg.objective]
+    loss_opts = {"span_mix": cfg.span_mix} if cfg.span_mix else {}
     if not cfg.data:
         raise DataError("no training data given; pass --data FILE_OR_FOLDER (or build one with `ardm corpus build`)")
     rank, world, dev = _ddp_setup(cfg.device)
@@ -299,7 +305,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         for g in opt.param_groups:
             g["lr"] = lr
         batch = sampler.sample(cfg.batch_size, gen).to(dev)
-        out_loss = loss_fn(model, batch, generator=mgen, stratified=cfg.stratified, ce_weight=cfg.ce_weight)
+        out_loss = loss_fn(model, batch, generator=mgen, stratified=cfg.stratified, ce_weight=cfg.ce_weight, **loss_opts)
         opt.zero_grad(set_to_none=True)
         out_loss.loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
@@ -310,6 +316,8 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
             for pe, pn in zip(ema.parameters(), net.parameters()):
                 pe.lerp_(pn, 1 - d)
         full = (out_loss.lengths == cfg.block_size).cpu().numpy() & (cfg.objective == "ardm")
+        if out_loss.uniform is not None:
+            full &= out_loss.uniform.cpu().numpy()  # L_t is defined for uniform orders
         lbk.update((out_loss.t.cpu().numpy() - 1)[full], out_loss.step_bits.cpu().numpy()[full])
         b = float(out_loss.bpc)
         smoothed = b if smoothed is None else 0.95 * smoothed + 0.05 * b

@@ -132,3 +132,64 @@ def test_estimated_lt_table_is_non_increasing(tiny_model, sample_text):
     assert len(table) == tiny_model.config.block_size
     assert (np.diff(table) <= 1e-12).all()
     assert table.mean() == pytest.approx(raw.mean())
+
+
+def _span_orders(spans: list[list[int]]):
+    """Every order that visits the given spans one after another, each span's positions in any order."""
+    for span_perm in itertools.permutations(spans):
+        for inner in itertools.product(*(itertools.permutations(s) for s in span_perm)):
+            yield tuple(p for block in inner for p in block)
+
+
+@pytest.mark.parametrize("spans", [[[0, 1], [2, 3]], [[0], [1, 2, 3]], [[0, 1, 2], [3, 4]]])
+def test_span_order_estimator_is_unbiased_for_its_orders(spans):
+    """With span orders, E over t and the orders of the weighted loss equals the
+    average exact NLL over those orders: the mixed objective is still a bound."""
+    D = sum(len(s) for s in spans)
+    net = tiny_net(D)
+    x = torch.tensor([1, 3, 2, 4, 2][:D])
+    span_id = torch.empty(D, dtype=torch.long)
+    for j, s in enumerate(spans):
+        span_id[s] = j
+    orders = list(_span_orders(spans))
+    exact = sum(exact_ordered_nll(net, x, o) for o in orders) / len(orders)
+    estimates = []
+    with torch.no_grad():
+        for order in orders:
+            rank = torch.empty(D, dtype=torch.long)
+            rank[list(order)] = torch.arange(D)
+            for t in range(1, D + 1):
+                out = ardm_loss(net, x[None], known=torch.zeros(1, D, dtype=torch.bool), t=torch.tensor([t]),
+                                span_order=(rank[None], span_id[None]))
+                estimates.append(float(out.weighted_nll[0]))
+    assert sum(estimates) / len(estimates) == pytest.approx(exact, rel=1e-12)
+
+
+def test_sampled_span_orders_visit_contiguous_spans_one_at_a_time():
+    from ardm_core.objective import sample_span_order
+
+    g = torch.Generator().manual_seed(3)
+    lengths = torch.tensor([64] * 50 + [40] * 50)
+    rank, span = sample_span_order(lengths, 64, generator=g, max_span=16)
+    for i in range(100):
+        D = int(lengths[i])
+        r, s = rank[i, :D], span[i, :D]
+        assert sorted(r.tolist()) == list(range(D)), "a permutation of the valid positions"
+        assert (rank[i, D:] >= D).all(), "padding ranks last"
+        assert (torch.diff(s) >= 0).all() and (torch.diff(s) <= 1).all(), "spans are consecutive runs"
+        sizes = torch.bincount(s)
+        assert sizes.max() <= 16
+        visit = s[r.argsort()]  # span of the 1st, 2nd, ... visited position
+        changes = int((torch.diff(visit) != 0).sum())
+        assert changes == len(torch.unique(s)) - 1, "each span is finished before the next starts"
+
+
+def test_span_mix_rows_are_flagged_and_scored_within_their_span():
+    net = tiny_net(32, V=6)
+    x = torch.randint(1, 6, (64, 32), generator=torch.Generator().manual_seed(0))
+    out = ardm_loss(net, x, generator=torch.Generator().manual_seed(1), span_mix=0.5, max_span=8)
+    assert 10 < int((~out.uniform).sum()) < 54
+    assert torch.isfinite(out.loss)
+    # a span row scores at most one span's positions
+    span_rows = ~out.uniform
+    assert (out.step_bits[span_rows] > 0).all()

@@ -75,6 +75,17 @@ def test_init_fine_tunes_existing_model(corpus, tmp_path):
     assert m.meta["init_from"] == first.model_dir
 
 
+def test_span_mix_trains_and_keeps_a_uniform_lt_table(corpus, tmp_path):
+    events = list(train(tiny_cfg(corpus, tmp_path / "run", span_mix=0.5, steps=8)))
+    m = load_model(events[-1].model_dir)
+    assert m.meta["train_config"]["span_mix"] == 0.5
+    assert all(a >= b for a, b in zip(m.loss_by_known, m.loss_by_known[1:]))
+    with pytest.raises(ValueError, match="span-mix must be between 0 and 1"):
+        list(train(tiny_cfg(corpus, tmp_path / "bad", span_mix=1.5)))
+    with pytest.raises(ValueError, match="ardm objective only"):
+        list(train(tiny_cfg(corpus, tmp_path / "bad2", span_mix=0.5, objective="ar")))
+
+
 def test_corpus_shorter_than_a_window(tmp_path):
     (tmp_path / "short.txt").write_text("too short", encoding="utf-8")
     with pytest.raises(DataError, match="shorter than one window"):
