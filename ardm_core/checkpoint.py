@@ -51,6 +51,12 @@ class LoadedModel:
     loss_by_known: np.ndarray | None  # L_t per number known (0..D-1), bits, non-increasing
     meta: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""  # sha256 over weights and vocabulary bytes
+    stages: Any = None  # depth upscaling: the StageMap (None for a plain model)
+    stage_loss_by_known: list[np.ndarray] | None = None  # upscaling: one L_t table per stage
+
+    @property
+    def is_upscale(self) -> bool:
+        return self.stages is not None
 
     @property
     def name(self) -> str:
@@ -90,6 +96,8 @@ def save_model(
     loss_by_known: np.ndarray | None = None,
     meta: dict[str, Any] | None = None,
     dtype: torch.dtype | None = None,
+    stages: dict | None = None,
+    stage_loss_by_known: list | None = None,
 ) -> Path:
     """Write a model folder atomically: build it beside the target, then swap it in."""
     path = Path(path)
@@ -113,6 +121,10 @@ def save_model(
             "loss_by_known": None if loss_by_known is None else [round(float(x), 6) for x in loss_by_known],
             "meta": meta or {},
         }
+        if stages is not None:
+            cfg["stages"] = stages
+            cfg["stage_loss_by_known"] = None if stage_loss_by_known is None else [
+                [round(float(x), 6) for x in table] for table in stage_loss_by_known]
         atomic_write_json(tmp / CONFIG, cfg)
         os.chmod(tmp, 0o755)
         if path.exists():
@@ -180,6 +192,19 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         raise ModelFileError(f"{w_path}: tensor shapes do not match the config ({str(exc)[:200]})") from None
     net.eval().to(device)
     lbk = cfg.get("loss_by_known")
+    stages, stage_lbk = None, None
+    if mcfg.n_class_tokens:
+        from .stages import load_stage_map
+
+        try:
+            stages = load_stage_map(cfg.get("stages"), vocab.chars)
+        except ValueError as exc:
+            raise ModelFileError(f"{cfg_path}: bad stage map ({exc})") from None
+        if stages.n_class_tokens != mcfg.n_class_tokens or stages.S != mcfg.n_stage:
+            raise ModelFileError(f"{cfg_path}: the stage map does not match the network ({stages.n_class_tokens} class symbols in "
+                                 f"{stages.S} stages, the network has {mcfg.n_class_tokens} in {mcfg.n_stage})")
+        if cfg.get("stage_loss_by_known"):
+            stage_lbk = [np.asarray(t, dtype=np.float64) for t in cfg["stage_loss_by_known"]]
     return LoadedModel(
         net=net,
         vocab=vocab,
@@ -188,6 +213,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         loss_by_known=None if lbk is None else np.asarray(lbk, dtype=np.float64),
         meta=cfg.get("meta", {}),
         fingerprint=_fingerprint(weights, vocab.model_proto),
+        stages=stages,
+        stage_loss_by_known=stage_lbk,
     )
 
 

@@ -33,6 +33,7 @@ class ModelConfig:
     condition_on_known: bool = False  # add an embedding of the number of known positions
     n_stage: int = 1  # >1 only for a depth-upscaling model: an embedding tells the stage
     causal: bool = False  # single-order baseline only: causal mask, inputs shifted right by one
+    n_class_tokens: int = 0  # depth upscaling: coarse-class symbols of the stages before the last (inputs and outputs)
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
@@ -136,14 +137,15 @@ class ARDMTransformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.tok = nn.Embedding(cfg.vocab_size + 1, cfg.n_embd)  # +1: the [MASK] id
+        # inputs: characters, [MASK], then the class symbols of upscaling stages
+        self.tok = nn.Embedding(cfg.vocab_size + 1 + cfg.n_class_tokens, cfg.n_embd)
         if cfg.condition_on_known:
             self.known_emb = nn.Embedding(cfg.block_size + 1, cfg.n_embd)
         if cfg.n_stage > 1:
             self.stage_emb = nn.Embedding(cfg.n_stage, cfg.n_embd)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.n_embd)
-        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size)
+        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size + cfg.n_class_tokens)
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -170,8 +172,22 @@ class ARDMTransformer(nn.Module):
         ids: torch.Tensor,  # (B, T) int64, [MASK] = vocab_size
         lengths: torch.Tensor | None = None,  # (B,) valid length per row; None = all T
         stage: torch.Tensor | None = None,  # (B,) stage index for upscaling models
+        raw: bool = False,  # return ``logits`` (all outputs, unnormalised) instead
     ) -> torch.Tensor:
-        """Log-probabilities (B, T, V) with <unk> (id 0) excluded: it gets -inf."""
+        """Log-probabilities (B, T, V) with <unk> (id 0) excluded: it gets -inf.
+
+        Upscaling models (``n_class_tokens`` > 0) are read through
+        ``ardm_core.upscale``, which restricts ``logits`` to one stage's symbols.
+        """
+        if raw:
+            return self.logits(ids, lengths, stage)
+        logits = self.logits(ids, lengths, stage)[..., : self.cfg.vocab_size]
+        logits[..., 0] = float("-inf")  # never predict <unk>
+        return F.log_softmax(logits, dim=-1)
+
+    def logits(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
+               stage: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw output scores (B, T, vocab_size + n_class_tokens), at least fp32."""
         B, T = ids.shape
         x = self.tok(ids)  # (B, T, C)
         if self.cfg.positions == "sinusoid":
@@ -193,11 +209,10 @@ class ARDMTransformer(nn.Module):
             attn_mask = (torch.arange(T, device=ids.device)[None, :] < lengths[:, None])[:, None, None, :]
         for block in self.blocks:
             x = block(x, rope, attn_mask)
-        logits = self.head(self.ln_f(x))  # (B, T, V)
+        logits = self.head(self.ln_f(x))  # (B, T, V + classes)
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()  # softmax in at least fp32
-        logits[..., 0] = float("-inf")  # never predict <unk>
-        return F.log_softmax(logits, dim=-1)
+        return logits
 
 
 def _valid(ids: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:

@@ -11,6 +11,7 @@ windows, gradients are averaged, rank 0 writes files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -32,6 +33,8 @@ from .model import ARDMTransformer, ModelConfig, preset_config
 from .objective import LN2, ar_loss, ardm_loss
 
 OBJECTIVES = {"ardm": ardm_loss, "ar": ar_loss}
+from .stages import load_stage_map
+from .upscale import StageTables, upscale_loss, upscale_network
 from .vocab import Vocab, train_vocab
 
 
@@ -62,6 +65,8 @@ class TrainConfig:
     positions: str = "rope"  # network option: rope or sinusoid
     objective: str = "ardm"  # "ardm" (order-agnostic) or "ar" (single-order causal baseline, for comparison)
     span_mix: float = 0.0  # ardm only: fraction of windows trained under span orders (contiguous infill)
+    upscale: str | None = None  # depth upscaling: "default" or a stage-map JSON file (see ardm_core/stages.py)
+    upscale_context: float = 0.5  # upscaling: share of windows with a fully known context set (infilling)
 
 
 # -- events --------------------------------------------------------------------------
@@ -179,6 +184,8 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         raise ValueError(f"--span-mix must be between 0 and 1 (got {cfg.span_mix})")
     if cfg.span_mix and cfg.objective != "ardm":
         raise ValueError("--span-mix applies to the ardm objective only")
+    if cfg.upscale and (cfg.objective != "ardm" or cfg.span_mix):
+        raise ValueError("--upscale trains the staged ardm objective; it does not combine with --objective ar or --span-mix")
     loss_fn = OBJECTIVES[cfg.objective]
     loss_opts = {"span_mix": cfg.span_mix} if cfg.span_mix else {}
     if not cfg.data:
@@ -204,6 +211,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         mcfg = ModelConfig.from_dict(info["model"])
         net = ARDMTransformer(mcfg)
         start_step = info["step"]
+        stage_spec = info.get("stages")
     elif cfg.init:
         base = load_model(cfg.init)
         vocab, mcfg, net = base.vocab, base.config, base.net
@@ -211,14 +219,30 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
             raise ValueError(f"--block-size {cfg.block_size} exceeds the initial model's {mcfg.block_size}")
         meta_prev = {"init_from": str(cfg.init), "init_meta": base.meta}
         start_step, tensors, info = 0, None, None
+        stage_spec = base.stages.to_json() if base.is_upscale else None
+        if cfg.upscale and not base.is_upscale:
+            sm = load_stage_map(cfg.upscale, vocab.chars)
+            net = upscale_network(sm, base.net)
+            mcfg, stage_spec = net.cfg, sm.to_json()
     else:
         vocab = train_vocab([splits.train])
         mcfg = preset_config(cfg.preset, vocab_size=vocab.size, block_size=cfg.block_size,
                              condition_on_known=cfg.condition_on_known, positions=cfg.positions,
                              causal=cfg.objective == "ar")
         torch.manual_seed(cfg.seed)
-        net = ARDMTransformer(mcfg)
+        stage_spec = None
+        if cfg.upscale:
+            sm = load_stage_map(cfg.upscale, vocab.chars)
+            net = upscale_network(sm, cfg=mcfg)
+            mcfg, stage_spec = net.cfg, sm.to_json()
+        else:
+            net = ARDMTransformer(mcfg)
         start_step, tensors, info = 0, None, None
+    valid_loss_fn = loss_fn
+    if stage_spec is not None:
+        tables = StageTables(load_stage_map(stage_spec, vocab.chars), dev)
+        loss_fn = functools.partial(upscale_loss, tables=tables, context=cfg.upscale_context)
+        valid_loss_fn = functools.partial(upscale_loss, tables=tables, context=0.0)
 
     train_ids = vocab.encode(splits.train)
     valid_ids = vocab.encode(splits.valid) if splits.valid else train_ids[-max(cfg.block_size * 4, 1):]
@@ -288,8 +312,9 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         t["vocab_proto"] = torch.frombuffer(bytearray(vocab.model_proto), dtype=torch.uint8)
         save_training_state(out, t, {"step": step, "model": mcfg.to_dict(), "lbk_mean": lbk.mean.tolist(),
                                      "lbk_count": lbk.count.tolist(), "smoothed_bpc": smoothed,
-                                     "meta_prev": meta_prev, "seconds": seconds})
-        save_model(model_dir, ema, vocab, loss_by_known=lbk.table(), meta=meta(step, seconds))
+                                     "meta_prev": meta_prev, "seconds": seconds, "stages": stage_spec})
+        save_model(model_dir, ema, vocab, loss_by_known=None if stage_spec else lbk.table(), meta=meta(step, seconds),
+                   stages=stage_spec)
 
     prev_seconds = float(info.get("seconds", 0.0)) if info else 0.0
     t0 = time.perf_counter()
@@ -328,7 +353,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         eta = (cfg.steps - step) * cfg.batch_size * cfg.block_size * world / max(cps, 1e-9)
         yield TrainStep(step, cfg.steps, smoothed, lr, cps, eta)
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            bpc, se = validate(ema, valid_sampler, cfg.eval_batches, cfg.batch_size, dev, seed=cfg.seed, loss_fn=loss_fn)
+            bpc, se = validate(ema, valid_sampler, cfg.eval_batches, cfg.batch_size, dev, seed=cfg.seed, loss_fn=valid_loss_fn)
             yield Validated(step, bpc, se)
         if step % cfg.save_every == 0 and step < cfg.steps:
             checkpoint(step, prev_seconds + now - t0)
