@@ -53,6 +53,7 @@ class DecodeStep:
     ms: float  # wall milliseconds of this step
     windows: int = 1  # windows batched into this step's one network call
     known_before: int = 0  # characters known (not masked) in the document before this step
+    stage: int = -1  # depth upscaling: the stage this step decides (0 = coarsest); -1 for a plain model
 
 
 def parse_mask(masked, n_text: int) -> np.ndarray:
@@ -125,12 +126,21 @@ class DecodeSession:
         self.vocab = model.vocab
         self.D = model.config.block_size
         self._mask_id = model.net.mask_id
+        # a stage of an upscaling model (ardm_core.upscale.StageView) reads the same way, with its own
+        # symbols, the token each symbol is written as, and per-position tokens for "not decided yet"
+        self._symbols: list[str] = getattr(model, "symbols", None) or self.vocab.chars
+        self._offset = int(getattr(model, "token_offset", 0))
+        self._final = bool(getattr(model, "final_stage", True))  # symbols are characters (<unk> = 0)
+        self.stage = int(getattr(model, "stage", -1))
         self._ids = self.vocab.encode(text)  # (N,) int64; <unk> stays as context
-        self._ids[self.masked_positions] = self._mask_id
+        blank = getattr(model, "blank", None)
+        self._blank = np.full(len(text), self._mask_id, dtype=np.int64) if blank is None else np.asarray(blank, dtype=np.int64)
+        self._ids[self.masked_positions] = self._blank[self.masked_positions]
         self._doc = torch.as_tensor(self._ids, device=model.device)  # updated in place, never re-encoded
         self._open = np.ones(self.n_masked, dtype=bool)  # still masked, indexed like masked_positions
         self._state = OrderState(len(text), self.masked_positions, self.masked_positions, self.seed, self.explicit)
-        self._forced: np.ndarray | None = None  # teacher forcing (scoring): the true ids
+        self._forced: np.ndarray | None = None  # teacher forcing (scoring): the true symbol per position
+        self._free = np.zeros(len(text), dtype=bool)  # scoring: <unk> in the true text, counted as 0 bits
         self.steps: list[DecodeStep] = []
         self._step_ids: list[np.ndarray] = []
         self.total_network_calls = 0  # including calls of steps later undone
@@ -167,14 +177,18 @@ class DecodeSession:
         return self.masked_positions[self._open]
 
     def _write(self, positions: np.ndarray, ids: np.ndarray) -> None:
-        self._ids[positions] = ids
-        self._doc[torch.as_tensor(positions, device=self._doc.device)] = torch.as_tensor(ids, device=self._doc.device)
+        tokens = ids + self._offset
+        self._ids[positions] = tokens
+        self._doc[torch.as_tensor(positions, device=self._doc.device)] = torch.as_tensor(tokens, device=self._doc.device)
         self._open[np.searchsorted(self.masked_positions, positions)] = False
 
     def _unwrite(self, positions: np.ndarray) -> None:
-        self._ids[positions] = self._mask_id
-        self._doc[torch.as_tensor(positions, device=self._doc.device)] = self._mask_id
+        self._ids[positions] = self._blank[positions]
+        self._doc[torch.as_tensor(positions, device=self._doc.device)] = torch.as_tensor(self._blank[positions], device=self._doc.device)
         self._open[np.searchsorted(self.masked_positions, positions)] = True
+
+    def _symbol(self, i: int, p: int) -> str:
+        return self._symbols[i] if (i or not self._final) else self.text[p]  # <unk> keeps the original
 
     # -- stepping ----------------------------------------------------------------------------
     def step(self) -> DecodeStep | None:
@@ -208,16 +222,16 @@ class DecodeSession:
             ids = choose(rows, self.sampling, np.random.default_rng([self.seed % 2**64, 1, index]))
         s = summarize(rows, ids)
         bits = s.bits
-        if self._forced is not None and (ids == 0).any():  # <unk> in the true text: free context, as in evaluate
-            bits = np.where(ids == 0, 0.0, bits)
+        if self._forced is not None and self._free[picked].any():  # <unk> in the true text: free context, as in evaluate
+            bits = np.where(self._free[picked], 0.0, bits)
         self._write(picked, ids)
         self.total_network_calls += 1
-        chars = self.vocab.chars
+        chars = self._symbols
         step_bits = float(bits.sum())
         out = DecodeStep(
             index=index,
             positions=tuple(picked.tolist()),
-            chars="".join(chars[i] if i else self.text[p] for i, p in zip(ids.tolist(), picked.tolist())),
+            chars="".join(self._symbol(i, p) for i, p in zip(ids.tolist(), picked.tolist())),
             probs=tuple(s.probs.tolist()),
             entropy=tuple(s.entropy.tolist()),
             topk=tuple(tuple((chars[i], p) for i, p in zip(ti, tp)) for ti, tp in zip(s.top_ids.tolist(), s.top_probs.tolist())),
@@ -228,6 +242,7 @@ class DecodeSession:
             ms=(time.perf_counter() - t0) * 1000.0,
             windows=n_win,
             known_before=len(self.text) - len(remaining),
+            stage=self.stage,
         )
         self.steps.append(out)
         self._step_ids.append(ids)
@@ -265,7 +280,7 @@ class DecodeSession:
                   precision=self.precision)
         kw.update({k: v for k, v in changes.items() if k != "steps"})
         new = DecodeSession(self.model, self.text, self.masked_positions, steps=None, **kw)
-        new._forced = self._forced
+        new._forced, new._free = self._forced, self._free
         for st, ids in zip(self.steps[:at_step], self._step_ids[:at_step]):
             new._write(np.asarray(st.positions, dtype=np.int64), ids)
             new.steps.append(st)
@@ -288,9 +303,8 @@ class DecodeSession:
     def current_chars(self) -> list[str | None]:
         """One entry per character of the text: None where still masked."""
         out: list[str | None] = list(self.text)
-        chars = self.vocab.chars
-        for p, i in zip(self.masked_positions.tolist(), self._ids[self.masked_positions].tolist()):
-            out[p] = None if i == self._mask_id else (chars[i] if i else self.text[p])
+        for p, i, o in zip(self.masked_positions.tolist(), self._ids[self.masked_positions].tolist(), self._open.tolist()):
+            out[p] = None if o else self._symbol(i - self._offset, p)
         return out
 
     def result(self) -> str:
@@ -325,7 +339,8 @@ def score(model: LoadedModel, text: str, masked, *, order: str = "l2r", explicit
     """
     s = DecodeSession(model, text, masked, order=order, steps=steps, explicit=explicit, seed=seed, planner=planner)
     truth = model.vocab.encode(text)
-    s._forced = truth
+    s._free = truth == 0
+    s._forced = model.choices(truth) if hasattr(model, "choices") else truth  # the true symbol of each position
     n_unknown = int((truth[s.masked_positions] == 0).sum())
     if s.n_masked == 0:
         return ScoreResult(order, np.zeros(0), s.masked_positions, 0.0, 0.0, 0, 0, 0, None)
@@ -370,7 +385,12 @@ def _score_fixed(s: DecodeSession, truth: np.ndarray, batch_rows: int) -> tuple[
     tgt_row, tgt_pos = np.concatenate(tgt_row), np.concatenate(tgt_pos)
     # 3. forward in chunks; a position is visible in a row iff it is known or filled before that row's step
     dev = s.model.device
-    truth_t = torch.as_tensor(truth, device=dev)
+    target_t = torch.as_tensor(s._forced, device=dev)  # the true symbol per position
+    shown = truth.copy()  # what the network sees once a position is filled: its symbol's token
+    shown[s.masked_positions] = s._forced[s.masked_positions] + s._offset
+    truth_t = torch.as_tensor(shown, device=dev)
+    blank_t = torch.as_tensor(s._blank, device=dev)
+    free_t = torch.as_tensor(s._free, device=dev)
     step_t = torch.as_tensor(step_of, device=dev)
     offs = torch.arange(W, device=dev)
     bits = np.zeros(N)
@@ -378,11 +398,12 @@ def _score_fixed(s: DecodeSession, truth: np.ndarray, batch_rows: int) -> tuple[
         r1 = min(len(row_step), r0 + batch_rows)
         idx = torch.as_tensor(row_start[r0:r1], device=dev)[:, None] + offs[None, :]  # (b, W)
         hidden = step_t[idx] >= torch.as_tensor(row_step[r0:r1], device=dev)[:, None]
-        logp = s.model.net(truth_t[idx].masked_fill(hidden, s._mask_id))  # (b, W, V)
+        logp = s.model.net(torch.where(hidden, blank_t[idx], truth_t[idx]))  # (b, W, V)
         sel = (tgt_row >= r0) & (tgt_row < r1)
         rr, pp = tgt_row[sel], tgt_pos[sel]
-        lp = logp[torch.as_tensor(rr - r0, device=dev), torch.as_tensor(pp - row_start[rr], device=dev), truth_t[pp]]
-        lp = lp.masked_fill(truth_t[pp] == 0, 0.0)  # <unk>: free context
+        pp_t = torch.as_tensor(pp, device=dev)
+        lp = logp[torch.as_tensor(rr - r0, device=dev), torch.as_tensor(pp - row_start[rr], device=dev), target_t[pp_t]]
+        lp = lp.masked_fill(free_t[pp_t], 0.0)  # <unk>: free context
         bits[pp] = (-lp.double() * LOG2E).cpu().numpy()
     return bits, len(groups)
 

@@ -9,7 +9,7 @@ punctuation kinds, other), then the exact character.
 A map is JSON (``stages.json`` style)::
 
     {"stages": [{"name": "class", "classes": [
-        {"name": "space", "glyph": "·", "chars": " \\t\\r"},
+        {"name": "space", "glyph": "·", "chars": " "},
         ...
         {"name": "other", "glyph": "¤", "rest": true}]}]}
 
@@ -36,7 +36,7 @@ UPPER_VOWELS = LOWER_VOWELS.upper()
 
 # (name, glyph, colour, membership test); the last is the rest class
 DEFAULT_CLASSES: list[tuple[str, str, str, str | None]] = [
-    ("space", "·", "#9e9e9e", " \t\r"),
+    ("space", "·", "#9e9e9e", " "),  # one member: deciding the class decides the character
     ("newline", "¶", "#616161", "\n"),
     ("vowel", "ₒ", "#e53935", LOWER_VOWELS),
     ("consonant", "ₓ", "#1e88e5", None),  # lower-case letters that are not vowels

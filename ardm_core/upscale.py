@@ -255,3 +255,295 @@ def estimate_stage_tables(net: ARDMTransformer, tables: StageTables, ids: np.nda
 
 __all__ = ["StageTables", "StageNet", "stage_logprobs", "upscale_loss", "upscale_network", "upscale_elbo",
            "estimate_stage_tables"]
+
+
+# -- decoding stage by stage -------------------------------------------------------------------------
+class StageView:
+    """One stage of a loaded upscaling model, shaped like a plain model for ``DecodeSession``.
+
+    ``blank`` holds, per document position, the token an undecided position
+    shows at this stage: its class from the stage before ([MASK] at stage 0).
+    """
+
+    def __init__(self, model, s: int, blank: np.ndarray | None, tables: StageTables | None = None):
+        sm = model.stages
+        self.base = model
+        self.stage = s
+        self.vocab = model.vocab
+        self.config = model.config
+        self.meta = model.meta
+        self.tables = tables or stage_tables(model)
+        self.net = StageNet(model.net, self.tables, s)
+        tabs = model.stage_loss_by_known
+        self.loss_by_known = None if not tabs else tabs[s]
+        self.token_offset = sm.token_offset(s)
+        self.final_stage = s == sm.S - 1
+        self.symbols = list(model.vocab.chars) if self.final_stage else [c.glyph for c in sm.classes[s]]
+        self.blank = blank
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    def choices(self, char_ids: np.ndarray) -> np.ndarray:
+        """The stage-s symbol of each character id (the truth, for scoring)."""
+        return self.base.stages.assign[self.stage][char_ids]
+
+
+def stage_tables(model) -> StageTables:
+    """The model's lookup tables on its device (cached on the model object)."""
+    cached = getattr(model, "_stage_tables", None)
+    if cached is None or cached.device != model.device:
+        cached = StageTables(model.stages, model.device)
+        model._stage_tables = cached
+    return cached
+
+
+def split_budget(model, K: int, n: int, n_text: int) -> list[int]:
+    """Steps per stage for a total budget K over n masked of n_text characters.
+
+    Each stage needs at least one step. With L_t tables the split minimises the
+    summed expected bits of the stages' own DP schedules; without them (or for
+    more than ``MAX_EXACT`` positions) it is as equal as possible.
+    """
+    from .budget import MAX_EXACT, budget_costs, document_table
+
+    S = model.stages.S
+    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not S <= K <= S * n:
+        raise ValueError(f"steps for a {S}-stage upscaling model must be between {S} (one per stage) and {S * n} "
+                         f"(one character per step in every stage), got {K!r}")
+    tabs = model.stage_loss_by_known
+    if not tabs or n > MAX_EXACT:
+        q, r = divmod(K, S)
+        return [q + (1 if s < r else 0) for s in range(S)]
+    kmax = min(n, K - (S - 1))
+    costs = [budget_costs(document_table(t, n_text), kmax, start=n_text - n, n=n) for t in tabs]
+    # best[s][k]: least cost of stages s.. with k steps in all
+    INF = float("inf")
+    best = [[INF] * (K + 1) for _ in range(S + 1)]
+    pick = [[0] * (K + 1) for _ in range(S)]
+    best[S][0] = 0.0
+    for s in range(S - 1, -1, -1):
+        for k in range(K + 1):
+            for ks in range(1, min(kmax, k) + 1):
+                c = costs[s][ks - 1] + best[s + 1][k - ks]
+                if c < best[s][k]:
+                    best[s][k], pick[s][k] = c, ks
+    out, k = [], K
+    for s in range(S):
+        out.append(pick[s][k])
+        k -= pick[s][k]
+    return out
+
+
+class UpscaleSession:
+    """Coarse to fine: fill every masked position's class, stage by stage, then the characters.
+
+    The same interface as ``DecodeSession`` (step, run, back, branch,
+    current_chars, result). Each stage runs as a ``DecodeSession`` over the
+    masked positions with the same order and sampling options; ``steps`` is the
+    total budget, split between the stages by ``split_budget``. Steps carry
+    ``stage``; their ``chars`` are class glyphs before the last stage.
+    """
+
+    def __init__(self, model, text: str, masked, *, order: str = "confidence", steps: int | None = None,
+                 explicit=None, sampling=None, seed: int = 0, planner: str = "dp", precision: str = "fp32"):
+        from .session import DecodeSession, SamplingOptions, parse_mask
+
+        if not getattr(model, "is_upscale", False):
+            raise ValueError(f"{model.name} is not an upscaling model; coarse-to-fine needs one (for example assets/models/upscale)")
+        self.model = model
+        self.text = text
+        self.masked_positions = parse_mask(masked, len(text)) if isinstance(text, str) else None
+        self.n_masked = len(self.masked_positions)
+        self.S = model.stages.S
+        self.kw = dict(order=order, explicit=explicit, sampling=sampling or SamplingOptions(), seed=seed,
+                       planner=planner, precision=precision)
+        self.budget = steps
+        self.stage_steps: list[int | None] = [None] * self.S
+        if steps is not None and self.n_masked:
+            self.stage_steps = split_budget(model, steps, self.n_masked, len(text))
+        self._tables = stage_tables(model)
+        first = DecodeSession(StageView(model, 0, None, self._tables), text, self.masked_positions,
+                              steps=self.stage_steps[0], **self.kw)
+        self.message = first.message
+        self._subs = [first]
+        self.steps: list = []
+        self.total_network_calls = 0
+
+    # -- plan ---------------------------------------------------------------------------------
+    @property
+    def schedule(self):
+        """Characters per step over all stages (a ``Schedule``), when a budget was given."""
+        from .budget import Schedule
+
+        if self.budget is None or not self.n_masked:
+            return None
+        sizes, known, bits = [], [], 0.0
+        for s, k in enumerate(self.stage_steps):
+            sub = self._subs[s] if s < len(self._subs) else None
+            sched = sub.schedule if sub is not None else None
+            if sched is None:
+                q, r = divmod(self.n_masked, k)
+                sizes += [q + 1] * r + [q] * (k - r)
+                continue
+            sizes += list(sched.sizes)
+            known += list(sched.known_before)
+            bits += sched.expected_bits
+        return Schedule(tuple(sizes), tuple(known), bits)
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def stage(self) -> int:
+        return len(self._subs) - 1
+
+    @property
+    def done(self) -> bool:
+        return self.n_masked == 0 or (len(self._subs) == self.S and self._subs[-1].done)
+
+    @property
+    def network_calls(self) -> int:
+        return self.steps[-1].network_calls if self.steps else 0
+
+    @property
+    def total_bits(self) -> float:
+        return self.steps[-1].cumulative_bits if self.steps else 0.0
+
+    def _next_stage(self):
+        from .session import DecodeSession
+
+        prev = self._subs[-1]
+        s = len(self._subs)
+        blank = prev._ids.copy()  # undecided positions show their class from the stage before
+        sub = DecodeSession(StageView(self.model, s, blank, self._tables), self.text, self.masked_positions,
+                            steps=self.stage_steps[s], **self.kw)
+        self._subs.append(sub)
+        return sub
+
+    def step(self):
+        if self.done:
+            return None
+        sub = self._subs[-1]
+        if sub.done:
+            sub = self._next_stage()
+        st = sub.step()
+        out = replace(st, index=len(self.steps), cumulative_bits=self.total_bits + st.step_bits,
+                      network_calls=self.network_calls + 1)
+        self.total_network_calls += 1
+        self.steps.append(out)
+        return out
+
+    def run(self):
+        while not self.done:
+            yield self.step()
+
+    def back(self):
+        if not self.steps:
+            return None
+        if not self._subs[-1].steps and len(self._subs) > 1:
+            self._subs.pop()
+        self._subs[-1].back()
+        return self.steps.pop()
+
+    def branch(self, at_step: int, **changes) -> "UpscaleSession":
+        """A new session with this one's first ``at_step`` steps, stepping on with ``changes``.
+
+        ``steps`` in ``changes`` is the budget for the rest: the steps still to
+        take in the stage where the branch falls plus every later stage.
+        """
+        if not isinstance(at_step, (int, np.integer)) or not 0 <= at_step <= len(self.steps):
+            raise ValueError(f"at_step must be between 0 and {len(self.steps)} (steps taken), got {at_step!r}")
+        kw = {**self.kw, **{k: v for k, v in changes.items() if k != "steps"}}
+        new = UpscaleSession.__new__(UpscaleSession)
+        new.__dict__.update(self.__dict__)
+        new.kw, new.steps, new._subs = kw, list(self.steps[:at_step]), []
+        new.total_network_calls = new.network_calls
+        left = at_step
+        sub_changes = {k: v for k, v in changes.items() if k != "steps"}
+        for s, sub in enumerate(self._subs):
+            n = len(sub.steps)
+            if left >= n and sub.done and s < len(self._subs) - 1:
+                new._subs.append(sub.branch(n))
+                left -= n
+                continue
+            new._subs.append(sub.branch(left, **sub_changes))
+            break
+        if "steps" in changes:
+            K = changes["steps"]
+            cur = new._subs[-1]
+            rem = int(cur._open.sum())
+            parts = (1 if rem else 0) + self.S - len(new._subs)  # stages with steps still to take
+            if K is None:
+                ks = [None] * parts
+            else:
+                if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not parts <= K:
+                    raise ValueError(f"steps must be an integer of at least {parts} (one per stage still to run), got {K!r}")
+                q, r = divmod(int(K), parts)  # an equal split between the stages left
+                ks = [q + (1 if i < r else 0) for i in range(parts)]
+                if rem and ks[0] > rem:
+                    extra, ks[0] = ks[0] - rem, rem
+                    if len(ks) > 1:
+                        ks[1] += extra
+            if rem:
+                new._subs[-1] = cur.branch(len(cur.steps), steps=ks.pop(0))
+            new.stage_steps = list(self.stage_steps[: len(new._subs)]) + ks
+            new.budget = K
+        return new
+
+    # -- results ------------------------------------------------------------------------------
+    def current_chars(self) -> list[str | None]:
+        """Per character: the text, the finest decided symbol (a class glyph before the last stage), or None."""
+        out = self._subs[-1].current_chars()
+        if len(self._subs) > 1:
+            prev = self._subs[-2].current_chars()
+            for p in self.masked_positions.tolist():
+                if out[p] is None:
+                    out[p] = prev[p]
+        return out
+
+    def stage_of_positions(self) -> np.ndarray:
+        """(n_masked,) the last stage decided at each masked position (-1: none yet)."""
+        out = np.full(self.n_masked, len(self._subs) - 2, dtype=np.int64)
+        out[~self._subs[-1]._open] = len(self._subs) - 1
+        return out
+
+    def result(self) -> str:
+        if not self.done:
+            raise RuntimeError("the session is not done: positions are still to decide")
+        return self._subs[-1].result()
+
+
+@dataclass
+class UpscaleScore:
+    bits: np.ndarray  # (n_masked,) bits per masked position, all stages summed
+    stage_bits: list[float]  # total bits of each stage
+    total_bits: float
+    bits_per_char: float
+    network_calls: int
+    stage_steps: list[int | None]
+
+
+def upscale_score(model, text: str, masked, *, order: str = "l2r", steps: int | None = None, seed: int = 0,
+                  planner: str = "dp", explicit=None) -> UpscaleScore:
+    """Exact bits of the text's masked characters under coarse-to-fine decoding (teacher forcing)."""
+    from .session import parse_mask, score
+
+    pos = parse_mask(masked, len(text))
+    S = model.stages.S
+    ks = split_budget(model, steps, len(pos), len(text)) if steps is not None and len(pos) else [None] * S
+    truth = model.vocab.encode(text)
+    tables = stage_tables(model)
+    bits = np.zeros(len(pos))
+    stage_bits, calls = [], 0
+    for s in range(S):
+        blank = None if s == 0 else model.stages.tokens(truth, s - 1)
+        r = score(StageView(model, s, blank, tables), text, pos, order=order, steps=ks[s], seed=seed, planner=planner,
+                  explicit=explicit)
+        bits += r.bits
+        stage_bits.append(float(r.total_bits))
+        calls += r.network_calls
+    total = float(bits.sum())
+    return UpscaleScore(bits, stage_bits, total, total / max(1, len(pos)), calls, ks)
+
+
+__all__ += ["StageView", "UpscaleSession", "UpscaleScore", "upscale_score", "split_budget", "stage_tables"]

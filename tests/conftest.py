@@ -67,6 +67,34 @@ def tiny_model() -> LoadedModel:
     return make_tiny_model()
 
 
+def make_tiny_upscale(block_size: int = 64, seed: int = 0) -> LoadedModel:
+    """A random-weight two-stage upscaling model over the default stage map, with L_t tables per stage."""
+    from ardm_core.stages import load_stage_map
+    from ardm_core.upscale import upscale_network
+
+    base = make_tiny_model(block_size, seed)
+    sm = load_stage_map("default", base.vocab.chars)
+    net = upscale_network(sm, base.net).eval()
+    tables = [np.linspace(2.0, 0.5, block_size), np.linspace(3.0, 1.0, block_size)]
+    return LoadedModel(net=net, vocab=base.vocab, config=net.cfg, path=None, loss_by_known=None,
+                       meta={"name": "tiny-upscale"}, fingerprint=f"tiny-up-{seed}", stages=sm,
+                       stage_loss_by_known=tables)
+
+
+@pytest.fixture(scope="session")
+def tiny_upscale() -> LoadedModel:
+    return make_tiny_upscale()
+
+
+@pytest.fixture(scope="session")
+def tiny_upscale_dir(tmp_path_factory, tiny_upscale) -> str:
+    d = tmp_path_factory.mktemp("models") / "tiny-upscale"
+    m = tiny_upscale
+    save_model(d, m.net, m.vocab, meta={"name": "tiny-upscale"}, stages=m.stages.to_json(),
+               stage_loss_by_known=m.stage_loss_by_known)
+    return str(d)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, tiny_model) -> str:
     """The tiny model saved as a model folder (safetensors + JSON + vocab)."""
