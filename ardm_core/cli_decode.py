@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .paths import default_model_dir
+from .paths import default_model_dir, upscale_model_dir
 
 
 def _sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +24,9 @@ def _sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="same seed, same output")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                    help="bf16: faster matrix products on CPUs with bfloat16 units; probabilities move by ~0.1%% (default fp32)")
+    p.add_argument("--upscale", action="store_true",
+                   help="coarse to fine: decide every masked character's class (space, vowel, consonant, punctuation, ...) "
+                        "first, then the characters, with the shipped upscaling model (or --model if it is one)")
     p.add_argument("--json", action="store_true", help="print the result and every step as JSON")
 
 
@@ -73,12 +76,17 @@ def _load(args):
     from .cli import UserError
     from .device import resolve_device
 
-    path = Path(args.model) if args.model else default_model_dir()
+    upscale = getattr(args, "upscale", False)
+    path = Path(args.model) if args.model else (upscale_model_dir() if upscale else default_model_dir())
     if not path.exists():
         if args.model:
             raise UserError(f"{path}: model folder not found")
         raise UserError(f"no model at {path}: the shipped model is not installed; pass --model FOLDER (train one with `ardm train`)")
-    return load_model(path, resolve_device(args.device))
+    model = load_model(path, resolve_device(args.device))
+    if upscale and not model.is_upscale:
+        raise UserError(f"{path}: not an upscaling model, so --upscale cannot use it; drop --model to use the shipped one "
+                        f"({upscale_model_dir()}) or train one with `ardm train --upscale default`")
+    return model
 
 
 def _read_text(args) -> str:
@@ -110,9 +118,11 @@ def _mask_char(c: str) -> str:
 
 def _run(args, model, text: str, masked, empty_message: str | None = None) -> int:
     from .session import DecodeSession
+    from .upscale import UpscaleSession
 
-    s = DecodeSession(model, text, masked, order=args.order, steps=args.steps, explicit=_explicit(args),
-                      sampling=_sampling(args), seed=args.seed, planner=args.planner, precision=args.precision)
+    cls = UpscaleSession if model.is_upscale else DecodeSession
+    s = cls(model, text, masked, order=args.order, steps=args.steps, explicit=_explicit(args),
+            sampling=_sampling(args), seed=args.seed, planner=args.planner, precision=args.precision)
     if s.message:
         print(empty_message or s.message, file=sys.stderr)
     for _ in s.run():
@@ -124,15 +134,21 @@ def _run(args, model, text: str, masked, empty_message: str | None = None) -> in
             "network_calls": s.network_calls,
             "bits": s.total_bits,
             "bits_per_char": s.total_bits / s.n_masked if s.n_masked else 0.0,
-            "order": s.order,
+            "order": args.order,
             "steps": [{"positions": list(st.positions), "chars": st.chars, "probs": list(st.probs), "bits": st.step_bits,
-                       "entropy": list(st.entropy), "ms": round(st.ms, 3)} for st in s.steps],
+                       "entropy": list(st.entropy), "ms": round(st.ms, 3), **({"stage": st.stage} if st.stage >= 0 else {})}
+                      for st in s.steps],
         }, ensure_ascii=False))
     else:
         sys.stdout.write(result if result.endswith("\n") else result + "\n")
         if s.n_masked:
             print(f"{s.n_masked} characters in {len(s.steps)} steps ({s.network_calls} network calls), "
-                  f"{s.total_bits:.1f} bits ({s.total_bits / s.n_masked:.3f} per character), order {s.order}", file=sys.stderr)
+                  f"{s.total_bits:.1f} bits ({s.total_bits / s.n_masked:.3f} per character), order {args.order}", file=sys.stderr)
+            if model.is_upscale:
+                for k, name in enumerate(model.stages.stage_names):
+                    st_k = [st for st in s.steps if st.stage == k]
+                    print(f"  stage {k + 1} ({name}): {sum(st.step_bits for st in st_k):.1f} bits in {len(st_k)} steps",
+                          file=sys.stderr)
     return 0
 
 
@@ -184,6 +200,8 @@ def cmd_score(args) -> int:
         masked = list(range(len(text)))
     orders = [o for o in args.order.split(",") if o]
     model = _load(args)
+    if model.is_upscale:
+        from .upscale import upscale_score as score
     results = [score(model, text, masked, order=o, explicit=_explicit(args), steps=args.steps, seed=args.seed,
                      planner=args.planner) for o in orders]
     if not masked:

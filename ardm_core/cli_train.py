@@ -154,16 +154,35 @@ def cmd_eval(args) -> int:
         raise ValueError(f"{path}: file is empty; nothing to evaluate")
     model = load_model(args.model or default_model_dir(), resolve_device(args.device))
     t0 = time.perf_counter()
-    res = exact(model, text, order=args.order, seed=args.seed) if args.order else elbo(model, text, passes=args.passes, seed=args.seed)
+    if model.is_upscale:
+        if args.order:
+            raise ValueError("--order (exact likelihood) is for plain models; an upscaling model reports its staged ELBO")
+        res = upscale_eval(model, text, passes=args.passes, seed=args.seed)
+    else:
+        res = exact(model, text, order=args.order, seed=args.seed) if args.order else elbo(model, text, passes=args.passes, seed=args.seed)
     secs = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"bpc": res.bpc, "stderr": res.stderr, "chars": res.chars, "passes": res.passes,
-                          "order": res.order, "network_calls": res.network_calls, "model": model.name, "seconds": round(secs, 2)}))
+                          "order": res.order, "network_calls": res.network_calls, "model": model.name, "seconds": round(secs, 2),
+                          **({"stage_bpc": res.stage_bpc} if res.stage_bpc else {})}))
     elif res.order:
         print(f"{res.bpc:.4f} bits per character (exact, order {res.order}) over {res.chars:,} characters, {res.network_calls:,} network calls")
     else:
         print(f"{res.bpc:.4f} ± {res.stderr:.4f} bits per character (ELBO, {res.passes} passes) over {res.chars:,} characters")
+        if model.is_upscale:
+            print("  by stage: " + ", ".join(f"{n} {b:.4f}" for n, b in zip(model.stages.stage_names, res.stage_bpc)))
     return 0
+
+
+def upscale_eval(model, text: str, *, passes: int, seed: int):
+    """The staged ELBO of an upscaling model as an EvalResult (plus bits per stage)."""
+    from .evaluate import EvalResult
+    from .upscale import stage_tables, upscale_elbo
+
+    ids = model.vocab.encode(text)
+    bpc, se, per_stage = upscale_elbo(model.net, stage_tables(model), ids, model.config.block_size, passes=passes, seed=seed)
+    calls = passes * model.stages.S * -(-len(ids) // model.config.block_size)
+    return EvalResult(bpc, se, len(ids), passes, None, calls, per_stage)
 
 
 def cmd_calibrate(args) -> int:
@@ -175,6 +194,17 @@ def cmd_calibrate(args) -> int:
         raise ValueError(f"--rounds must be at least 1 (got {args.rounds})")
     model = load_model(args.model)
     text = read_utf8(Path(args.file))
+    if model.is_upscale:
+        from .upscale import estimate_stage_tables, stage_tables
+
+        tabs = estimate_stage_tables(model.net, stage_tables(model), model.vocab.encode(text), model.config.block_size,
+                                     rounds=args.rounds, seed=args.seed)
+        update_model_config(args.model, stage_loss_by_known=[[round(float(x), 6) for x in t] for t in tabs],
+                            meta={"loss_by_known_source": f"{Path(args.file).name}, {args.rounds} rounds, seed {args.seed}"})
+        for name, t in zip(model.stages.stage_names, tabs):
+            print(f"L_t ({name} stage): {t[0]:.3f} bits with nothing decided, {t[-1]:.3f} with {len(t) - 1} decided; mean {t.mean():.3f}")
+        print(f"written to {Path(args.model) / 'config.json'}")
+        return 0
     raw, table = estimate_loss_by_known(model, text, rounds=args.rounds, seed=args.seed)
     update_model_config(args.model, loss_by_known=[round(float(x), 6) for x in table],
                         meta={"loss_by_known_source": f"{Path(args.file).name}, {args.rounds} rounds, seed {args.seed}",

@@ -29,6 +29,7 @@ class EvalResult:
     passes: int
     order: str | None = None  # None for the ELBO
     network_calls: int = 0
+    stage_bpc: list[float] | None = None  # upscaling models: the ELBO's share of each stage
 
 
 @dataclass

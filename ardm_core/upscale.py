@@ -515,12 +515,15 @@ class UpscaleSession:
 
 @dataclass
 class UpscaleScore:
+    order: str
+    positions: np.ndarray  # the masked positions
     bits: np.ndarray  # (n_masked,) bits per masked position, all stages summed
     stage_bits: list[float]  # total bits of each stage
     total_bits: float
     bits_per_char: float
     network_calls: int
     stage_steps: list[int | None]
+    n_unknown: int = 0  # masked characters outside the vocabulary: 0 bits
 
 
 def upscale_score(model, text: str, masked, *, order: str = "l2r", steps: int | None = None, seed: int = 0,
@@ -543,7 +546,7 @@ def upscale_score(model, text: str, masked, *, order: str = "l2r", steps: int | 
         stage_bits.append(float(r.total_bits))
         calls += r.network_calls
     total = float(bits.sum())
-    return UpscaleScore(bits, stage_bits, total, total / max(1, len(pos)), calls, ks)
+    return UpscaleScore(order, pos, bits, stage_bits, total, total / max(1, len(pos)), calls, ks, int((truth[pos] == 0).sum()))
 
 
 __all__ += ["StageView", "UpscaleSession", "UpscaleScore", "upscale_score", "split_budget", "stage_tables"]
