@@ -22,7 +22,9 @@ from typing import Any, Iterator
 from ardm_core.budget import budget_schedule, document_table, naive_schedule
 from ardm_core.checkpoint import ModelFileError, load_model
 from ardm_core.device import describe_device, resolve_device
+from ardm_core.paths import upscale_model_dir
 from ardm_core.session import DecodeSession, SamplingOptions, score
+from ardm_core.upscale import UpscaleSession
 
 from .frames import render_frames
 from .run_record import RunOptions, StepRecord
@@ -52,6 +54,8 @@ class RunStarted:
     n_masked: int
     schedule: tuple[int, ...]  # planned characters per step ((): one per step)
     at_step: int = 0  # > 0 for a branch: steps before this one are kept
+    n_stages: int = 1  # coarse to fine: stages per position (the first ones write class glyphs)
+    legend: tuple[tuple[str, str], ...] = ()  # coarse to fine: (glyph, class name) of the first stage
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,8 @@ class EngineState:
     """Lives in the worker thread: the loaded model and the current session."""
 
     model: Any = None  # ardm_core LoadedModel
-    session: Any = None  # ardm_core DecodeSession
+    upscale_model: Any = None  # the upscaling model for coarse-to-fine runs, loaded on first use
+    session: Any = None  # ardm_core DecodeSession or UpscaleSession
     run_id: int = 0
     options: RunOptions = field(default_factory=RunOptions)
     n_picked: int = 0  # hand-picked positions at the head of an explicit order
@@ -171,12 +176,35 @@ def start_fill_job(state: EngineState, run_id: int, text: str, masked: list[int]
         rest = [p for p in masked if p not in set(picked)]
         explicit, steps = picked + rest, None  # the rest left to right unless rest_order says otherwise
         state.n_picked = len(picked)
-    state.session = DecodeSession(state.model, text, masked, order=order, steps=steps, explicit=explicit,
-                                  sampling=sampling, seed=options.seed)
+    if options.upscale or getattr(state.model, "is_upscale", False):
+        model = upscale_model(state)
+        S = model.stages.S
+        if steps is not None:
+            steps = None if steps >= len(masked) else max(S, steps)  # K is the total over the stages
+        state.session = UpscaleSession(model, text, masked, order=order, steps=steps, explicit=explicit,
+                                       sampling=sampling, seed=options.seed)
+        legend = tuple((c.glyph, c.name) for c in model.stages.classes[0])
+    else:
+        state.session = DecodeSession(state.model, text, masked, order=order, steps=steps, explicit=explicit,
+                                      sampling=sampling, seed=options.seed)
+        S, legend = 1, ()
     state.run_id, state.options = run_id, options
     sched = getattr(state.session, "schedule", None)
     yield RunStarted(run_id=run_id, n_masked=int(state.session.n_masked),
-                     schedule=tuple(int(s) for s in sched.sizes) if sched is not None else ())
+                     schedule=tuple(int(s) for s in sched.sizes) if sched is not None else (), n_stages=S, legend=legend)
+
+
+def upscale_model(state: EngineState) -> Any:
+    """The model for coarse-to-fine runs: the loaded one if it is an upscaling model, else the shipped one."""
+    if getattr(state.model, "is_upscale", False):
+        return state.model
+    if state.upscale_model is None or state.upscale_model.device != state.model.device:
+        path = upscale_model_dir()
+        if not path.exists():
+            raise RuntimeError(f"coarse to fine needs an upscaling model, and none is installed at {path}; "
+                               "untick Coarse to fine, or train one with `ardm train --upscale default`")
+        state.upscale_model = load_model(path, state.model.device)
+    return state.upscale_model
 
 
 def advance_job(state: EngineState, control: FillControl, generation: int, n: int | None) -> Iterator[Any]:
@@ -216,8 +244,11 @@ def branch_job(state: EngineState, run_id: int, at_step: int, options: RunOption
     state.run_id, state.options = run_id, options
     state.n_picked = max(0, state.n_picked - at_step)
     sched = getattr(state.session, "schedule", None)
+    stages = getattr(state.session.model, "stages", None)
     yield RunStarted(run_id=run_id, n_masked=int(state.session.n_masked),
-                     schedule=tuple(int(s) for s in sched.sizes) if sched is not None else (), at_step=at_step)
+                     schedule=tuple(int(s) for s in sched.sizes) if sched is not None else (), at_step=at_step,
+                     n_stages=stages.S if stages is not None else 1,
+                     legend=tuple((c.glyph, c.name) for c in stages.classes[0]) if stages is not None else ())
 
 
 def plan_job(state: EngineState, k: int, n_text: int, n: int) -> Iterator[Any]:

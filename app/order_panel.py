@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
     QVBoxLayout, QWidget,
 )
 
@@ -21,6 +21,25 @@ def engine_orders() -> list[tuple[str, str]]:
     except ImportError:
         return []
     return [(name, getattr(fn, "help", "")) for name, fn in ORDERS.items()]
+
+
+def upscale_available() -> bool:
+    from ardm_core.paths import upscale_model_dir
+
+    return (upscale_model_dir() / "config.json").exists()
+
+
+def upscale_tooltip() -> str:
+    """What the coarse-to-fine glyphs mean (the default stage map), or why the option is off."""
+    if not upscale_available():
+        from ardm_core.paths import upscale_model_dir
+
+        return f"Needs the upscaling model in {upscale_model_dir()}, which is not installed"
+    from ardm_core.stages import DEFAULT_CLASSES
+
+    legend = "<br>".join(f"<b>{glyph}</b> {name}" for name, glyph, _c, _m in DEFAULT_CLASSES)
+    return ("Depth upscaling: the upscaling model first decides every masked character's class, "
+            "then the characters within their classes. The sketch uses these glyphs:<br>" + legend)
 
 
 class OrderPanel(QWidget):
@@ -78,6 +97,11 @@ class OrderPanel(QWidget):
         pr.addLayout(rest)
         self.pick_row.setVisible(False)
         form.addWidget(self.pick_row)
+        self.upscale_check = QCheckBox("Coarse to fine (classes first)")
+        self.upscale_check.setToolTip(upscale_tooltip())
+        self.upscale_check.setEnabled(upscale_available())
+        self.upscale_check.toggled.connect(self.options_changed)
+        form.addWidget(self.upscale_check)
         return box
 
     def _build_budget_box(self) -> QGroupBox:
@@ -159,4 +183,5 @@ class OrderPanel(QWidget):
         k = self.budget()
         return RunOptions(order=self.order(), steps=k or None, explicit=tuple(explicit),
                           rest_order=str(self.rest_combo.currentData() or "l2r"),
-                          temperature=self.temperature.value(), top_p=self.top_p.value(), seed=self.seed.value())
+                          temperature=self.temperature.value(), top_p=self.top_p.value(), seed=self.seed.value(),
+                          upscale=self.upscale_check.isChecked())

@@ -145,6 +145,10 @@ class RunController(QObject):
     def _on_event(self, ev) -> None:
         if isinstance(ev, RunStarted) and ev.run_id == self.run_id and self.run is not None:
             self.run.schedule = ev.schedule
+            self.run.n_stages = ev.n_stages
+            if ev.n_stages > 1 and ev.at_step == 0:
+                self.message.emit("Coarse to fine: classes first (" + ", ".join(f"{g} {n}" for g, n in ev.legend)
+                                  + "), then the characters")
             if ev.schedule:
                 self.hl.n_steps = max(1, len(ev.schedule))
         elif isinstance(ev, StepEvent) and ev.run_id == self.run_id and self.run is not None:
@@ -195,10 +199,25 @@ class RunController(QObject):
         return touched
 
     def _unapply(self, s: StepRecord, recolour: bool = True) -> list[int]:
-        """Take the last shown step back; returns the Qt positions whose colour changed."""
+        """Take the last shown step back; returns the Qt positions whose colour changed.
+
+        In a coarse-to-fine run a later stage's step goes back to the class glyphs
+        the stage before wrote there, with that step's colours.
+        """
         q = [self._pm.to_qt(p) for p in s.positions]
-        self.hl.set_step(q, -1, (), ())
-        self._edit(lambda: self.mdoc.unwrite_fill(q, [self.run.text[p] for p in s.positions]))
+        if s.stage > 0:
+            before = self.run.stage_chars(s.index, s.stage - 1)
+            glyphs = []
+            for p, qq in zip(s.positions, q):
+                idx, glyph = before[p]
+                prev_step = self.run.steps[idx]
+                k = prev_step.positions.index(p)
+                self.hl.set_step([qq], idx, (prev_step.probs[k],), (prev_step.bits[k],))
+                glyphs.append(glyph)
+            self._edit(lambda: self.mdoc.write_fill(q, "".join(glyphs), [self.run.text[p] for p in s.positions]))
+        else:
+            self.hl.set_step(q, -1, (), ())
+            self._edit(lambda: self.mdoc.unwrite_fill(q, [self.run.text[p] for p in s.positions]))
         self.view -= 1
         prev = self.current_step()
         self.hl.current_step = prev.index if prev else -1

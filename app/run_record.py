@@ -33,6 +33,7 @@ class StepRecord:
     cumulative_bits: float
     network_calls: int
     ms: float
+    stage: int = -1  # coarse-to-fine runs: the stage this step decided (0 = classes); -1 for a plain run
 
     @classmethod
     def from_step(cls, step: Any) -> "StepRecord":
@@ -49,6 +50,7 @@ class StepRecord:
             cumulative_bits=float(step.cumulative_bits),
             network_calls=int(step.network_calls),
             ms=float(step.ms),
+            stage=int(getattr(step, "stage", -1)),
         )
 
     def to_json(self) -> dict:
@@ -60,7 +62,7 @@ class StepRecord:
     def from_json(cls, d: dict) -> "StepRecord":
         names = {f.name for f in fields(cls)}
         missing = names - set(d)
-        if missing - {"entropy", "topk"}:
+        if missing - {"entropy", "topk", "stage"}:
             raise ValueError(f"step is missing {sorted(missing)}")
         return cls(
             index=int(d["index"]),
@@ -74,6 +76,7 @@ class StepRecord:
             cumulative_bits=float(d["cumulative_bits"]),
             network_calls=int(d["network_calls"]),
             ms=float(d["ms"]),
+            stage=int(d.get("stage", -1)),
         )
 
 
@@ -86,6 +89,7 @@ class RunOptions:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
+    upscale: bool = False  # coarse to fine: every masked character's class first (an upscaling model)
 
 
 @dataclass
@@ -97,14 +101,20 @@ class RunRecord:
     model_name: str = ""
     model_fingerprint: str = ""
     schedule: tuple[int, ...] = ()  # planned characters per step, when a budget was set
+    n_stages: int = 1  # coarse-to-fine runs decide every position once per stage
 
     @property
     def n_masked(self) -> int:
         return len(self.masked)
 
+    def is_final(self, s: StepRecord) -> bool:
+        """The step wrote characters (not class glyphs of an earlier stage)."""
+        return s.stage < 0 or s.stage >= self.n_stages - 1
+
     @property
     def filled(self) -> int:
-        return sum(len(s.positions) for s in self.steps)
+        """Masked positions holding their final character."""
+        return sum(len(s.positions) for s in self.steps if self.is_final(s))
 
     @property
     def done(self) -> bool:
@@ -126,9 +136,21 @@ class RunRecord:
             chars[p] = c
         return "".join(chars)
 
+    def stage_chars(self, n_steps: int, stage: int) -> dict[int, tuple[int, str]]:
+        """Position -> (step index, symbol) written by the given stage within the first ``n_steps`` steps."""
+        out: dict[int, tuple[int, str]] = {}
+        for s in self.steps[:n_steps]:
+            if s.stage == stage:
+                out.update((p, (s.index, c)) for p, c in zip(s.positions, s.chars))
+        return out
+
     def accuracy(self, n_steps: int | None = None) -> float | None:
-        """Fraction of filled characters equal to the original behind the mask."""
-        filled = self.chars_at(len(self.steps) if n_steps is None else n_steps)
+        """Fraction of filled characters (final stage) equal to the original behind the mask."""
+        n = len(self.steps) if n_steps is None else n_steps
+        filled: dict[int, str] = {}
+        for s in self.steps[:n]:
+            if self.is_final(s):
+                filled.update(zip(s.positions, s.chars))
         if not filled:
             return None
         return sum(self.text[p] == c for p, c in filled.items()) / len(filled)
@@ -143,6 +165,7 @@ class RunRecord:
             "options": {**asdict(self.options), "explicit": list(self.options.explicit)},
             "model": {"name": self.model_name, "fingerprint": self.model_fingerprint},
             "schedule": list(self.schedule),
+            "n_stages": self.n_stages,
             "result": self.result() if self.steps else None,
             "steps": [s.to_json() for s in self.steps],
         }
@@ -171,7 +194,7 @@ class RunRecord:
         model = d.get("model", {}) or {}
         return cls(text=text, masked=masked, options=opts, steps=steps, model_name=str(model.get("name", "")),
                    model_fingerprint=str(model.get("fingerprint", "")),
-                   schedule=tuple(int(x) for x in d.get("schedule", ())))
+                   schedule=tuple(int(x) for x in d.get("schedule", ())), n_stages=int(d.get("n_stages", 1)))
 
 
 def save_run(run: RunRecord, path: str | Path) -> None:

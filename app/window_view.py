@@ -107,14 +107,15 @@ class WindowView:
             self.stats.set(steps="-", calls="-", filled="-", bits="-", bpc="-", ms="-", accuracy="-")
             return
         shown = run.steps[: r.view]
-        filled = sum(len(s.positions) for s in shown)
+        filled = sum(len(s.positions) for s in shown if run.is_final(s))  # characters (not class glyphs)
+        sketched = sum(len(s.positions) for s in shown if s.stage == 0) if run.n_stages > 1 else 0
         bits = shown[-1].cumulative_bits if shown else 0.0
         acc = run.accuracy(r.view)
         total_ms = sum(s.ms for s in shown)
         self.stats.set(
             steps=f"{r.view} of {r.recorded}" + (" (done)" if run.done else ""),
             calls=str(shown[-1].network_calls if shown else 0),
-            filled=f"{filled} / {run.n_masked}",
+            filled=f"{filled} / {run.n_masked}" + (f" (classes {sketched})" if run.n_stages > 1 else ""),
             bits=f"{bits:.1f}",
             bpc=f"{bits / filled:.3f}" if filled else "-",
             ms=f"{total_ms / len(shown):.1f}" if shown else "-",
