@@ -32,10 +32,15 @@ class SamplingOptions:
             raise ValueError(f"top_p must be in (0, 1] (got {self.top_p!r}; 1.0 = off)")
 
 
-def sampling_distribution(logp: np.ndarray, opts: SamplingOptions) -> np.ndarray:
-    """Probabilities (k, V) to sample from after temperature, top-k and top-p."""
+def sampling_distribution(logp: np.ndarray, opts: SamplingOptions, *, unk_column: bool = True) -> np.ndarray:
+    """Probabilities (k, V) to sample from after temperature, top-k and top-p.
+
+    ``unk_column``: column 0 is ``<unk>`` and never sampled (characters); the
+    class symbols of an upscaling stage have no such column.
+    """
     z = logp / opts.temperature
-    z[:, 0] = -np.inf
+    if unk_column:
+        z[:, 0] = -np.inf
     z = z - z.max(axis=1, keepdims=True)
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
@@ -55,13 +60,14 @@ def sampling_distribution(logp: np.ndarray, opts: SamplingOptions) -> np.ndarray
     return p
 
 
-def choose(logp: np.ndarray, opts: SamplingOptions, rng: np.random.Generator) -> np.ndarray:
-    """One character id per row; never <unk> (0)."""
+def choose(logp: np.ndarray, opts: SamplingOptions, rng: np.random.Generator, *, unk_column: bool = True) -> np.ndarray:
+    """One id per row; never <unk> (0) when ``unk_column`` (the rows are characters)."""
     logp = logp.copy()
-    logp[:, 0] = -np.inf
+    if unk_column:
+        logp[:, 0] = -np.inf
     if opts.greedy:
         return logp.argmax(axis=1)
-    p = sampling_distribution(logp, opts)
+    p = sampling_distribution(logp, opts, unk_column=unk_column)
     cdf = np.cumsum(p, axis=1)
     u = rng.random(len(p))[:, None] * cdf[:, -1:]
     ids = (cdf <= u).sum(axis=1)  # first index whose cdf exceeds u: zero-probability ids are skipped

@@ -219,7 +219,7 @@ class DecodeSession:
         if self._forced is not None:
             ids = self._forced[picked]
         else:
-            ids = choose(rows, self.sampling, np.random.default_rng([self.seed % 2**64, 1, index]))
+            ids = choose(rows, self.sampling, np.random.default_rng([self.seed % 2**64, 1, index]), unk_column=self._final)
         s = summarize(rows, ids)
         bits = s.bits
         if self._forced is not None and self._free[picked].any():  # <unk> in the true text: free context, as in evaluate

@@ -63,7 +63,9 @@ def bits(model, text: str, masked, order: str, steps: int | None, seed: int) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True, help="NAME=DIR, repeat for each model")
+    ap.add_argument("--model", action="append", default=[], help="NAME=DIR, repeat for each model")
+    ap.add_argument("--merge", nargs="+", default=None,
+                    help="no measuring: join the JSON results of earlier runs (same settings) into one table")
     ap.add_argument("--test", default=str(default_test_file()))
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--budget-windows", type=int, default=16)
@@ -73,6 +75,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare_models.md"))
     args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(f).read_text(encoding="utf-8")) for f in args.merge]
+        res = {**parts[0], "models": {k: v for p in parts for k, v in p["models"].items()}}
+        write(res, args.out, "--merge " + " ".join(args.merge))
+        return
+    if not args.model:
+        ap.error("give --model NAME=DIR (one or more) or --merge")
     torch.set_num_threads(args.threads)
     text = Path(args.test).read_text(encoding="utf-8")
     elbo_text = text[: args.max_chars] if args.max_chars else text
@@ -115,9 +124,13 @@ def main() -> None:
         print(f"{name}: infill {row['infill_bpc']}", file=sys.stderr)
         res["models"][name] = row
     print(json.dumps(res, indent=2))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(markdown(res, " ".join(sys.argv[1:])), encoding="utf-8")
-    Path(args.out).with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    write(res, args.out, " ".join(sys.argv[1:]))
+
+
+def write(res: dict, out: str, argv: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(markdown(res, argv), encoding="utf-8")
+    Path(out).with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
 
 
 def markdown(r: dict, argv: str) -> str:

@@ -102,3 +102,21 @@ def test_saved_upscale_model_round_trips(tiny_upscale_dir, tiny_upscale):
 def test_plain_model_is_refused_with_a_clear_message(tiny_model):
     with pytest.raises(ValueError, match="not an upscaling model"):
         UpscaleSession(tiny_model, TEXT, [1, 2])
+
+
+def test_the_first_class_can_be_sampled_at_the_class_stage(tiny_upscale):
+    """Column 0 is <unk> only among characters; at the class stage it is a real class (space)."""
+    sm = tiny_upscale.stages
+    assert sm.classes[0][0].name == "space"
+    text = "x" * 60
+    s = UpscaleSession(tiny_upscale, text, range(60), order="random", seed=0,
+                       sampling=SamplingOptions(temperature=3.0))
+    glyphs = ""
+    for _ in range(60):
+        glyphs += s.step().chars
+    counts = {c.glyph: glyphs.count(c.glyph) for c in sm.classes[0]}
+    assert counts["·"] > 0, counts
+    # greedy picks the likeliest class, which may be any column
+    s2 = UpscaleSession(tiny_upscale, text, range(60), order="l2r", seed=0, sampling=SamplingOptions(greedy=True))
+    st = s2.step()
+    assert st.probs[0] == pytest.approx(max(p for _c, p in st.topk[0]))
