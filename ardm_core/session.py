@@ -75,7 +75,21 @@ def parse_mask(masked, n_text: int) -> np.ndarray:
     return arr
 
 
-class DecodeSession:
+class StepTotals:
+    """Totals read off the last recorded step (``self.steps``)."""
+
+    steps: list
+
+    @property
+    def network_calls(self) -> int:
+        return self.steps[-1].network_calls if self.steps else 0
+
+    @property
+    def total_bits(self) -> float:
+        return self.steps[-1].cumulative_bits if self.steps else 0.0
+
+
+class DecodeSession(StepTotals):
     """Iterate ``step()`` (or ``run()``) to fill ``masked`` positions of ``text``.
 
     ``steps`` is the budget K (None: one position per step); ``planner`` picks
@@ -164,14 +178,6 @@ class DecodeSession:
     @property
     def done(self) -> bool:
         return not self._open.any()
-
-    @property
-    def network_calls(self) -> int:
-        return self.steps[-1].network_calls if self.steps else 0
-
-    @property
-    def total_bits(self) -> float:
-        return self.steps[-1].cumulative_bits if self.steps else 0.0
 
     def remaining_positions(self) -> np.ndarray:
         return self.masked_positions[self._open]

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from .data import chunk_windows
 from .model import ARDMTransformer
 from .objective import LN2, Loss, masked_nll
+from .session import StepTotals
 from .stages import StageMap
 
 
@@ -336,7 +337,7 @@ def split_budget(model, K: int, n: int, n_text: int) -> list[int]:
     return out
 
 
-class UpscaleSession:
+class UpscaleSession(StepTotals):
     """Coarse to fine: fill every masked position's class, stage by stage, then the characters.
 
     The same interface as ``DecodeSession`` (step, run, back, branch,
@@ -400,14 +401,6 @@ class UpscaleSession:
     @property
     def done(self) -> bool:
         return self.n_masked == 0 or (len(self._subs) == self.S and self._subs[-1].done)
-
-    @property
-    def network_calls(self) -> int:
-        return self.steps[-1].network_calls if self.steps else 0
-
-    @property
-    def total_bits(self) -> float:
-        return self.steps[-1].cumulative_bits if self.steps else 0.0
 
     def _next_stage(self):
         from .session import DecodeSession
