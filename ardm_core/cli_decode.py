@@ -145,6 +145,12 @@ def _run(args, model, text: str, masked, empty_message: str | None = None) -> in
             print(f"{s.n_masked} characters in {len(s.steps)} steps ({s.network_calls} network calls), "
                   f"{s.total_bits:.1f} bits ({s.total_bits / s.n_masked:.3f} per character), order {args.order}", file=sys.stderr)
             if model.is_upscale:
+                sketch = list(text)
+                for st in s.steps:
+                    if st.stage == 0:
+                        for p, c in zip(st.positions, st.chars):
+                            sketch[p] = c
+                print("class sketch: " + "".join(sketch).replace("\n", "\n              "), file=sys.stderr)
                 for k, name in enumerate(model.stages.stage_names):
                     st_k = [st for st in s.steps if st.stage == k]
                     print(f"  stage {k + 1} ({name}): {sum(st.step_bits for st in st_k):.1f} bits in {len(st_k)} steps",

@@ -41,3 +41,12 @@ def test_score_eval_and_calibrate_an_upscale_model(tiny_upscale_dir, tmp_path, c
     shutil.copytree(tiny_upscale_dir, mine)  # calibrate rewrites the folder's config
     assert run_cli("calibrate", "--model", str(mine), str(f), "--rounds", "1") == 0
     assert "class stage" in capsys.readouterr().out
+
+
+def test_infill_upscale_reports_the_sketch_and_bits_per_stage(tiny_upscale_dir, capsys):
+    assert run_cli("infill", "--model", tiny_upscale_dir, "--text", "ab_ d_f", "--seed", "2") == 0
+    out, err = capsys.readouterr()
+    assert len(out.strip()) == 7 and "_" not in out
+    sketch = err.split("class sketch: ")[1].splitlines()[0]
+    assert sketch[:2] == "ab" and sketch[3:5] == " d" and "_" not in sketch
+    assert "stage 1 (class)" in err and "stage 2 (character)" in err
