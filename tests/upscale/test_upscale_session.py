@@ -120,3 +120,18 @@ def test_the_first_class_can_be_sampled_at_the_class_stage(tiny_upscale):
     s2 = UpscaleSession(tiny_upscale, text, range(60), order="l2r", seed=0, sampling=SamplingOptions(greedy=True))
     st = s2.step()
     assert st.probs[0] == pytest.approx(max(p for _c, p in st.topk[0]))
+
+
+def test_branch_with_a_new_budget_finishes_in_that_many_steps(tiny_upscale):
+    pos = masked_positions(TEXT)
+    a = UpscaleSession(tiny_upscale, TEXT, pos, order="random", seed=2)
+    for _ in range(5):
+        a.step()
+    b = a.branch(5, steps=6)  # 6 more steps: the rest of the class stage and the character stage
+    rest = list(b.run())
+    assert len(rest) == 6 and b.done and len(b.steps) == 11
+    with pytest.raises(ValueError, match="at least 2"):
+        a.branch(5, steps=1)
+    list(a.run())
+    c = a.branch(len(pos), steps=None)  # at the stage boundary: the character stage, one per step
+    assert len(list(c.run())) == len(pos) and c.steps[: len(pos)] == a.steps[: len(pos)]
