@@ -94,6 +94,19 @@ def main() -> None:
     w.set_colour_mode("bits")
     w.actions_["presentation"].setChecked(True)
     shot("screenshot_presentation.png")
+    w.actions_["presentation"].setChecked(False)
+    if w.order_panel.upscale_check.isEnabled():  # coarse to fine: half the letters over the class sketch
+        w.runner.detach()
+        w.mdoc.set_text(TEXT)
+        w.apply_mask_tool("words", {"fraction": args.fraction, "seed": args.seed, "unit": "words"})
+        w.order_panel.upscale_check.setChecked(True)
+        w.run_fill()
+        pump(until=lambda: w.runner.run is not None and w.runner.run.done and not w.runner.running, limit=900)
+        run = w.runner.run
+        boundary = next(i for i, st in enumerate(run.steps) if st.stage == run.n_stages - 1)
+        w.runner.seek(boundary + (len(run.steps) - boundary) // 3)
+        w.set_colour_mode("order")
+        shot("screenshot_coarse_to_fine.png")
     w.close()
     print("\n".join(shots))
 
