@@ -12,6 +12,7 @@ meta. The target folder is replaced atomically.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def main() -> None:
     ap.add_argument("--calibrate", default=None, help="held-out text for the L_t table(s)")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--note", default=None, help="extra provenance line for meta")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="override a meta field, e.g. --set trained_steps=6100 (for a fine-tuned run's totals)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -43,6 +46,9 @@ def main() -> None:
     meta["name"] = args.name
     if args.note:
         meta["note"] = args.note
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        meta[key] = json.loads(value)
     lbk, stage_lbk = m.loss_by_known, m.stage_loss_by_known
     if args.calibrate:
         text = read_utf8(Path(args.calibrate))
