@@ -77,8 +77,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.merge:
         parts = [json.loads(Path(f).read_text(encoding="utf-8")) for f in args.merge]
-        res = {**parts[0], "models": {k: v for p in parts for k, v in p["models"].items()}}
-        write(res, args.out, "--merge " + " ".join(args.merge))
+        res = {**parts[0], "models": {k: v for p in parts for k, v in p["models"].items()},
+               "commands": [c for p in parts for c in p.get("commands", [])]}
+        write(res, args.out)
         return
     if not args.model:
         ap.error("give --model NAME=DIR (one or more) or --merge")
@@ -100,7 +101,8 @@ def main() -> None:
             infill_wins[L].append((s, r.randrange(8, D - L - 8)))
 
     res: dict = {"test_file": args.test, "elbo_chars": len(elbo_text), "budget_windows": args.budget_windows,
-                 "infill_windows": args.infill_windows, "models": {}}
+                 "infill_windows": args.infill_windows, "models": {},
+                 "commands": ["python bench/compare_models.py " + " ".join(sys.argv[1:])]}
     for name, m in models.items():
         row: dict = {"path": str(m.path), "params": m.net.num_params(), "upscale": m.is_upscale,
                      "trained_steps": m.meta.get("trained_steps"), "init_from": m.meta.get("init_from")}
@@ -124,19 +126,20 @@ def main() -> None:
         print(f"{name}: infill {row['infill_bpc']}", file=sys.stderr)
         res["models"][name] = row
     print(json.dumps(res, indent=2))
-    write(res, args.out, " ".join(sys.argv[1:]))
+    write(res, args.out)
 
 
-def write(res: dict, out: str, argv: str) -> None:
+def write(res: dict, out: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(markdown(res, argv), encoding="utf-8")
+    Path(out).write_text(markdown(res), encoding="utf-8")
     Path(out).with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
 
 
-def markdown(r: dict, argv: str) -> str:
+def markdown(r: dict) -> str:
     names = list(r["models"])
-    lines = [f"# Model comparison on the test split\n",
-             f"`python bench/compare_models.py {argv}`\n",
+    lines = ["# Model comparison on the test split\n", "Measured by\n"]
+    lines += [f"    {c}" for c in r.get("commands", [])] + [""]
+    lines += [
              f"ELBO over {r['elbo_chars']:,} characters; budgets over {r['budget_windows']} whole windows; "
              f"infill over {r['infill_windows']} windows per span length.\n",
              "| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
