@@ -142,11 +142,7 @@ def upscale_loss(
         target = tables.assign[s][x]
         nll[rows] = masked_nll(logp, target, todo[rows] & (x != 0))
     weighted = nll * n_gen.to(nll.dtype) / (n_gen - t + 1).to(nll.dtype)
-    # each row is an unbiased estimate of its (conditional) staged bound; averaging them per generated
-    # position weights rows equally, so windows with a large context (the infilling case, few
-    # positions to generate) count as much as whole windows. Without context rows this is the
-    # plain per-character average.
-    per_char = S * (weighted / n_gen.to(nll.dtype)).mean() if context else S * weighted.sum() / n_gen.sum()
+    per_char = S * weighted.sum() / n_gen.sum()
     loss = per_char
     if ce_weight:
         loss = loss + ce_weight * nll.sum() / (todo & (ids != 0)).sum().clamp(min=1)
