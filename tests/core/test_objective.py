@@ -23,6 +23,7 @@ def tiny_net(D: int, V: int = 5, seed: int = 0) -> ARDMTransformer:
     return net
 
 
+@torch.no_grad()
 def exact_ordered_nll(net, x: torch.Tensor, order: tuple[int, ...]) -> float:
     """-log p(x) under one order: one network call per position (teacher forcing)."""
     D = len(x)
