@@ -110,7 +110,7 @@ def test_ar_baseline_is_exact_left_to_right_nll():
     ref = 0.0
     for k in range(D):
         inp = torch.cat([torch.tensor([net.mask_id]), x[0, :k]])[None]
-        ref -= float(net(inp)[0, k, x[0, k]])
+        ref -= float(net(inp)[0, k, x[0, k]].detach())
     assert float(out.weighted_nll[0]) == pytest.approx(ref, rel=1e-10)
 
 
