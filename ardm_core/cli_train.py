@@ -168,7 +168,9 @@ def cmd_eval(args) -> int:
     elif res.order:
         print(f"{res.bpc:.4f} bits per character (exact, order {res.order}) over {res.chars:,} characters, {res.network_calls:,} network calls")
     else:
-        print(f"{res.bpc:.4f} ± {res.stderr:.4f} bits per character (ELBO, {res.passes} passes) over {res.chars:,} characters")
+        err = f" ± {res.stderr:.4f}" if res.passes > 1 else ""  # one pass has no standard error
+        print(f"{res.bpc:.4f}{err} bits per character (ELBO, {res.passes} pass{'es' if res.passes > 1 else ''}) "
+              f"over {res.chars:,} characters")
         if model.is_upscale:
             print("  by stage: " + ", ".join(f"{n} {b:.4f}" for n, b in zip(model.stages.stage_names, res.stage_bpc)))
     return 0
