@@ -162,7 +162,7 @@ def cmd_eval(args) -> int:
         res = exact(model, text, order=args.order, seed=args.seed) if args.order else elbo(model, text, passes=args.passes, seed=args.seed)
     secs = time.perf_counter() - t0
     if args.json:
-        print(json.dumps({"bpc": res.bpc, "stderr": res.stderr, "chars": res.chars, "passes": res.passes,
+        print(json.dumps({"bpc": res.bpc, "stderr": res.stderr if res.passes > 1 else None, "chars": res.chars, "passes": res.passes,
                           "order": res.order, "network_calls": res.network_calls, "model": model.name, "seconds": round(secs, 2),
                           **({"stage_bpc": res.stage_bpc} if res.stage_bpc else {})}))
     elif res.order:
