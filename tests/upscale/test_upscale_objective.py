@@ -29,6 +29,7 @@ def tiny_upscale(D: int, spec=SPEC, chars=CHARS, seed=0):
     return sm, net, StageTables(sm, "cpu")
 
 
+@torch.no_grad()
 def exact_stage_nll(net, tables, x: torch.Tensor, s: int, order) -> float:
     D = len(x)
     decided = torch.zeros(D, dtype=torch.bool)
