@@ -22,7 +22,7 @@ def tiny_upscale(D: int, spec=SPEC, chars=CHARS, seed=0):
     sm = load_stage_map(spec, chars)
     torch.manual_seed(seed)
     cfg = ModelConfig(vocab_size=len(chars), block_size=D, n_layer=1, n_head=1, n_embd=8, mlp_ratio=2)
-    net = upscale_network(sm, cfg=cfg).double().eval()
+    net = upscale_network(sm, cfg=cfg).double().eval().requires_grad_(False)
     with torch.no_grad():
         for p in net.parameters():
             p.normal_(0, 0.7)
