@@ -56,6 +56,7 @@ class RunStarted:
     at_step: int = 0  # > 0 for a branch: steps before this one are kept
     n_stages: int = 1  # coarse to fine: stages per position (the first ones write class glyphs)
     legend: tuple[tuple[str, str], ...] = ()  # coarse to fine: (glyph, class name) of the first stage
+    model_name: str = ""  # the model computing this run (the upscaling one in coarse-to-fine runs)
 
 
 @dataclass(frozen=True)
@@ -184,14 +185,16 @@ def start_fill_job(state: EngineState, run_id: int, text: str, masked: list[int]
         state.session = UpscaleSession(model, text, masked, order=order, steps=steps, explicit=explicit,
                                        sampling=sampling, seed=options.seed)
         legend = tuple((c.glyph, c.name) for c in model.stages.classes[0])
+        name = model.name
     else:
         state.session = DecodeSession(state.model, text, masked, order=order, steps=steps, explicit=explicit,
                                       sampling=sampling, seed=options.seed)
-        S, legend = 1, ()
+        S, legend, name = 1, (), state.model.name
     state.run_id, state.options = run_id, options
     sched = getattr(state.session, "schedule", None)
     yield RunStarted(run_id=run_id, n_masked=int(state.session.n_masked),
-                     schedule=tuple(int(s) for s in sched.sizes) if sched is not None else (), n_stages=S, legend=legend)
+                     schedule=tuple(int(s) for s in sched.sizes) if sched is not None else (), n_stages=S, legend=legend,
+                     model_name=name)
 
 
 def upscale_model(state: EngineState) -> Any:

@@ -24,7 +24,7 @@ from . import autosave
 from .compare_panel import ComparePanel
 from .editor import MaskEditor
 from .highlighter import RunHighlighter
-from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, SchedulePlan
+from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, RunStarted, SchedulePlan
 from .mask_tools import MaskToolsPanel, positions_for
 from .masked_document import MaskedDocument, PosMap
 from .order_panel import EXPLICIT, OrderPanel
@@ -235,6 +235,8 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             else:
                 more = "You can still edit and mask text; open another model folder with File > Open model..."
             self.notify("Could not load the model", f"{ev.message}\n\n{more}", error=True)
+        elif isinstance(ev, RunStarted) and ev.model_name and ev.at_step == 0:
+            self.stats.set(model=ev.model_name)  # coarse-to-fine runs use the upscaling model
         elif isinstance(ev, SchedulePlan):
             self.order_panel.plot.set_plan(ev)
         elif isinstance(ev, CompareRow):

@@ -28,6 +28,7 @@ def test_coarse_to_fine_shows_the_class_sketch_before_the_letters(make_window, q
     qtbot.waitUntil(lambda: not w.runner.running and not w.client.busy, timeout=10_000)
     run = w.runner.run
     assert run.n_stages == 2 and len(run.steps) == 40
+    assert w.stats.text("model") == "tiny-upscale"  # the model that computed the run
     assert [s.stage for s in run.steps] == [0] * 20 + [1] * 20
     final = w.mdoc.state().display
     assert final == run.result() and MASK_GLYPH not in final
