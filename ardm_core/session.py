@@ -56,6 +56,20 @@ class DecodeStep:
     stage: int = -1  # depth upscaling: the stage this step decides (0 = coarsest); -1 for a plain model
 
 
+def plan_budget(L, K: int, n: int, n_text: int, planner: str = "dp") -> Schedule:
+    """Step sizes for K steps over the last n of n_text positions, from a window's L_t table L.
+
+    ``"dp"`` is the paper's programme; ``"naive"``, or a model without an L_t
+    table, gets the equal split.
+    """
+    if not 1 <= K <= n:
+        raise ValueError(f"steps must be between 1 and {n} (the number of masked characters), got {K}")
+    has_table = L is not None and len(L)
+    table = document_table(L, n_text) if has_table else np.ones(n_text)
+    plan = budget_schedule if (planner == "dp" and has_table) else naive_schedule
+    return plan(table, K, start=n_text - n, n=n)
+
+
 def parse_mask(masked, n_text: int) -> np.ndarray:
     """Sorted unique positions from an iterable of positions or a bool array of len(text)."""
     arr = np.asarray(masked if not isinstance(masked, (set, frozenset)) else sorted(masked))
@@ -161,13 +175,7 @@ class DecodeSession(StepTotals):
 
     # -- planning ---------------------------------------------------------------------------
     def _plan_budget(self, K: int, n: int) -> Schedule:
-        if not 1 <= K <= n:
-            raise ValueError(f"steps must be between 1 and {n} (the number of masked characters), got {K}")
-        N = len(self.text)
-        L = self.model.loss_by_known
-        table = document_table(L, N) if L is not None and len(L) else np.ones(N)
-        plan = budget_schedule if (self.planner == "dp" and L is not None and len(L)) else naive_schedule
-        return plan(table, K, start=N - n, n=n)
+        return plan_budget(self.model.loss_by_known, K, n, len(self.text), self.planner)
 
     def _size(self, index: int, remaining: int) -> int:
         if self._plan is None:

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from .data import chunk_windows
 from .model import ARDMTransformer
 from .objective import LN2, Loss, masked_nll
-from .session import StepTotals
+from .budget import MAX_EXACT, Schedule, budget_costs, document_table
+from .session import DecodeSession, SamplingOptions, StepTotals, parse_mask, plan_budget, score
 from .stages import StageMap
 
 
@@ -307,8 +308,6 @@ def split_budget(model, K: int, n: int, n_text: int) -> list[int]:
     summed expected bits of the stages' own DP schedules; without them (or for
     more than ``MAX_EXACT`` positions) it is as equal as possible.
     """
-    from .budget import MAX_EXACT, budget_costs, document_table
-
     S = model.stages.S
     if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not S <= K <= S * n:
         raise ValueError(f"steps for a {S}-stage upscaling model must be between {S} (one per stage) and {S * n} "
@@ -319,21 +318,22 @@ def split_budget(model, K: int, n: int, n_text: int) -> list[int]:
         return [q + (1 if s < r else 0) for s in range(S)]
     kmax = min(n, K - (S - 1))
     costs = [budget_costs(document_table(t, n_text), kmax, start=n_text - n, n=n) for t in tabs]
-    # best[s][k]: least cost of stages s.. with k steps in all
-    INF = float("inf")
-    best = [[INF] * (K + 1) for _ in range(S + 1)]
-    pick = [[0] * (K + 1) for _ in range(S)]
-    best[S][0] = 0.0
+    # best[s][k]: least cost of stages s.. with k steps in all; stage s takes ks = 1..kmax of them
+    best = np.full((S + 1, K + 1), np.inf)
+    best[S, 0] = 0.0
+    pick = np.zeros((S, K + 1), dtype=np.int64)
+    ks = np.arange(1, kmax + 1)
     for s in range(S - 1, -1, -1):
-        for k in range(K + 1):
-            for ks in range(1, min(kmax, k) + 1):
-                c = costs[s][ks - 1] + best[s + 1][k - ks]
-                if c < best[s][k]:
-                    best[s][k], pick[s][k] = c, ks
+        for k in range(1, K + 1):
+            ok = ks[ks <= k]
+            c = costs[s][ok - 1] + best[s + 1, k - ok]
+            if len(c):
+                i = int(np.argmin(c))
+                best[s, k], pick[s, k] = c[i], ok[i]
     out, k = [], K
     for s in range(S):
-        out.append(pick[s][k])
-        k -= pick[s][k]
+        out.append(int(pick[s, k]))
+        k -= out[-1]
     return out
 
 
@@ -349,13 +349,13 @@ class UpscaleSession(StepTotals):
 
     def __init__(self, model, text: str, masked, *, order: str = "confidence", steps: int | None = None,
                  explicit=None, sampling=None, seed: int = 0, planner: str = "dp", precision: str = "fp32"):
-        from .session import DecodeSession, SamplingOptions, parse_mask
-
         if not getattr(model, "is_upscale", False):
             raise ValueError(f"{model.name} is not an upscaling model; coarse-to-fine needs one (for example assets/models/upscale)")
+        if not isinstance(text, str):
+            raise ValueError("text must be a string")
         self.model = model
         self.text = text
-        self.masked_positions = parse_mask(masked, len(text)) if isinstance(text, str) else None
+        self.masked_positions = parse_mask(masked, len(text))
         self.n_masked = len(self.masked_positions)
         self.S = model.stages.S
         self.kw = dict(order=order, explicit=explicit, sampling=sampling or SamplingOptions(), seed=seed,
@@ -374,24 +374,20 @@ class UpscaleSession(StepTotals):
 
     # -- plan ---------------------------------------------------------------------------------
     @property
-    def schedule(self):
-        """Characters per step over all stages (a ``Schedule``), when a budget was given."""
-        from .budget import Schedule
-
+    def schedule(self) -> Schedule | None:
+        """Characters per step over all stages, when a budget was given: each stage's plan, as its session makes it."""
         if self.budget is None or not self.n_masked:
             return None
-        sizes, known, bits = [], [], 0.0
+        tabs = self.model.stage_loss_by_known or [None] * self.S
+        plans = []
         for s, k in enumerate(self.stage_steps):
             sub = self._subs[s] if s < len(self._subs) else None
-            sched = sub.schedule if sub is not None else None
-            if sched is None:
-                q, r = divmod(self.n_masked, k)
-                sizes += [q + 1] * r + [q] * (k - r)
-                continue
-            sizes += list(sched.sizes)
-            known += list(sched.known_before)
-            bits += sched.expected_bits
-        return Schedule(tuple(sizes), tuple(known), bits)
+            if sub is not None and sub.schedule is not None:
+                plans.append(sub.schedule)  # what the stage's session planned (after a branch: for the rest)
+            elif k is not None:
+                plans.append(plan_budget(tabs[s], k, self.n_masked, len(self.text), self.kw["planner"]))
+        return Schedule(tuple(x for p in plans for x in p.sizes), tuple(x for p in plans for x in p.known_before),
+                        sum(p.expected_bits for p in plans))
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -403,8 +399,6 @@ class UpscaleSession(StepTotals):
         return self.n_masked == 0 or (len(self._subs) == self.S and self._subs[-1].done)
 
     def _next_stage(self):
-        from .session import DecodeSession
-
         prev = self._subs[-1]
         s = len(self._subs)
         blank = prev._ids.copy()  # undecided positions show their class from the stage before
@@ -522,8 +516,6 @@ class UpscaleScore:
 def upscale_score(model, text: str, masked, *, order: str = "l2r", steps: int | None = None, seed: int = 0,
                   planner: str = "dp", explicit=None) -> UpscaleScore:
     """Exact bits of the text's masked characters under coarse-to-fine decoding (teacher forcing)."""
-    from .session import parse_mask, score
-
     pos = parse_mask(masked, len(text))
     S = model.stages.S
     ks = split_budget(model, steps, len(pos), len(text)) if steps is not None and len(pos) else [None] * S

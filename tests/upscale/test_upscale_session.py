@@ -67,6 +67,7 @@ def test_budget_is_split_between_stages_and_respected(tiny_upscale):
     s = UpscaleSession(tiny_upscale, TEXT, pos, order="confidence", steps=10, seed=0)
     steps = list(s.run())
     assert len(steps) == 10 and s.done
+    assert tuple(len(st.positions) for st in steps) == s.schedule.sizes, "the reported plan is the plan that ran"
     assert sum(len(st.positions) for st in steps) == 2 * len(pos)
     with pytest.raises(ValueError, match="between 2"):
         UpscaleSession(tiny_upscale, TEXT, pos, steps=1)
