@@ -47,6 +47,9 @@ class RunController(QObject):
         self._ids = itertools.count(1)
         self.run_id = 0
         self._pm = PosMap("")
+        # coarse-to-fine runs: (stage, position) -> (step index, index within the step) of the class
+        # glyph that stage wrote, so stepping back over a later stage restores it without a search
+        self._sketch: dict[tuple[int, int], tuple[int, int]] = {}
         self._pending: list[StepRecord] = []
         self._applying = False
         self._follow = True
@@ -117,6 +120,7 @@ class RunController(QObject):
 
     def _begin_view(self, display: str) -> None:
         self._pm = PosMap(display)
+        self._sketch.clear()
         self.view = 0
         self._pending.clear()
         self._follow = True
@@ -191,6 +195,8 @@ class RunController(QObject):
         q = [self._pm.to_qt(p) for p in s.positions]
         self._edit(lambda: self.mdoc.write_fill(q, s.chars, [self.run.text[p] for p in s.positions]))
         self.hl.set_step(q, s.index, s.probs, s.bits)
+        if s.stage >= 0 and not self.run.is_final(s):
+            self._sketch.update(((s.stage, p), (s.index, k)) for k, p in enumerate(s.positions))
         self.view += 1
         self.hl.current_step = s.index
         touched = q + ([self._pm.to_qt(p) for p in prev.positions] if prev else [])
@@ -206,14 +212,12 @@ class RunController(QObject):
         """
         q = [self._pm.to_qt(p) for p in s.positions]
         if s.stage > 0:
-            before = self.run.stage_chars(s.index, s.stage - 1)
             glyphs = []
             for p, qq in zip(s.positions, q):
-                idx, glyph = before[p]
+                idx, k = self._sketch[(s.stage - 1, p)]
                 prev_step = self.run.steps[idx]
-                k = prev_step.positions.index(p)
                 self.hl.set_step([qq], idx, (prev_step.probs[k],), (prev_step.bits[k],))
-                glyphs.append(glyph)
+                glyphs.append(prev_step.chars[k])
             self._edit(lambda: self.mdoc.write_fill(q, "".join(glyphs), [self.run.text[p] for p in s.positions]))
         else:
             self.hl.set_step(q, -1, (), ())

@@ -136,14 +136,6 @@ class RunRecord:
             chars[p] = c
         return "".join(chars)
 
-    def stage_chars(self, n_steps: int, stage: int) -> dict[int, tuple[int, str]]:
-        """Position -> (step index, symbol) written by the given stage within the first ``n_steps`` steps."""
-        out: dict[int, tuple[int, str]] = {}
-        for s in self.steps[:n_steps]:
-            if s.stage == stage:
-                out.update((p, (s.index, c)) for p, c in zip(s.positions, s.chars))
-        return out
-
     def accuracy(self, n_steps: int | None = None) -> float | None:
         """Fraction of filled characters (final stage) equal to the original behind the mask."""
         n = len(self.steps) if n_steps is None else n_steps
