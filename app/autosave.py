@@ -1,33 +1,68 @@
-"""Autosave of the document with its masks, and the crash-recovery offer (no Qt).
+"""Autosave of the document with its masks, fills and run, and the crash-recovery offer (no Qt).
 
-The window writes a snapshot every few seconds while the document has unsaved
-changes; a clean exit deletes it. So a snapshot found at start-up means the last
-session ended without closing the window, and the app offers it back.
-Writes are atomic: a crash during a write leaves the previous snapshot.
+The window writes a snapshot shortly after each pause in editing while the
+document has unsaved changes; a clean exit (after the user saved or discarded)
+deletes it. So a snapshot found at start-up means the last session ended without
+closing the window, and the app offers it back.
+
+A snapshot holds enough to rebuild exactly what the user had: the original text
+(every character behind a mask or a fill), the masked positions and the filled
+characters of the document as it stood before the run on screen, and that run
+with the number of its steps shown. Writes are atomic: a crash during a write
+leaves the previous snapshot.
+
+The file is untrusted input: ``read_snapshot`` checks its size before reading,
+every type and range before building anything, and raises ``SnapshotError``
+(one line) for anything malformed; the window then sets the file aside with
+``set_aside`` and tells the user, and starts as usual.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ardm_core.fileio import atomic_write_json
 from ardm_core.paths import data_dir
 
+from .run_record import RunRecord
+
 AUTOSAVE_FILE = "autosave.json"
 FORMAT = "ardm-studio-autosave"
+MAX_FILE_BYTES = 256 * 1024 * 1024  # larger files are not read at all
+MAX_TEXT_CHARS = 32 * 1024 * 1024
+
+
+class SnapshotError(ValueError):
+    """The autosave file exists but cannot be trusted (one line, for the user)."""
 
 
 @dataclass
 class Snapshot:
-    """Everything needed to rebuild the editor: what it shows, and what the masks hide."""
+    """Everything needed to rebuild the editor exactly."""
 
-    text: str  # document text with every masked character replaced by its original
-    masked: list[int]  # positions (Python string indices) that are masked
+    text: str  # the original text: every masked or filled character replaced by its original
+    masked: list[int]  # positions (Python string indices) masked before the run on screen
+    filled: list[tuple[int, str]] = field(default_factory=list)  # (position, character shown) of earlier fills
+    run: RunRecord | None = None  # the run on screen, if any
+    view: int = 0  # how many of the run's steps the document shows
     file_path: str = ""  # the file the document came from, if any
     saved_at: float = field(default_factory=time.time)
+
+    def display_before_run(self) -> str:
+        """The text as shown before the run: earlier fills written over their originals (masks not drawn)."""
+        chars = list(self.text)
+        for p, c in self.filled:
+            chars[p] = c
+        return "".join(chars)
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "text": self.text, "masked": list(self.masked),
+                "filled": [[p, c] for p, c in self.filled], "run": self.run.to_json() if self.run else None,
+                "view": self.view, "file_path": self.file_path, "saved_at": self.saved_at}
 
 
 def autosave_path() -> Path:
@@ -37,23 +72,103 @@ def autosave_path() -> Path:
 def write_snapshot(snap: Snapshot, path: Path | None = None) -> Path:
     path = path or autosave_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"format": FORMAT, **asdict(snap)})
+    atomic_write_json(path, snap.to_json())
     return path
 
 
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _index(v, n: int, what: str) -> int:
+    if type(v) is not int or not 0 <= v < n:
+        raise SnapshotError(f"{what} must be an integer position in the text (got {str(v)[:40]!r})")
+    return v
+
+
+def parse_snapshot(raw) -> Snapshot:
+    """Validate a decoded snapshot; raises SnapshotError saying what is wrong."""
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise SnapshotError(f"not an ARDM Studio autosave (format must be {FORMAT!r})")
+    text = raw.get("text")
+    if not isinstance(text, str):
+        raise SnapshotError("'text' must be a string")
+    n = len(text)
+    if n > MAX_TEXT_CHARS:
+        raise SnapshotError(f"'text' holds {n:,} characters, more than {MAX_TEXT_CHARS:,}")
+    masked_raw = raw.get("masked", [])
+    filled_raw = raw.get("filled", [])
+    if not isinstance(masked_raw, list) or not isinstance(filled_raw, list):
+        raise SnapshotError("'masked' and 'filled' must be lists")
+    if len(masked_raw) + len(filled_raw) > n:
+        raise SnapshotError("more masked and filled positions than characters")
+    masked = sorted({_index(p, n, "a masked position") for p in masked_raw})
+    filled: dict[int, str] = {}
+    for item in filled_raw:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], str) and len(item[1]) == 1):
+            raise SnapshotError("each filled entry must be [position, one character]")
+        filled[_index(item[0], n, "a filled position")] = item[1]
+    if set(filled) & set(masked):
+        raise SnapshotError("a position is both masked and filled")
+    file_path = raw.get("file_path", "")
+    saved_at = raw.get("saved_at", 0.0)
+    if not isinstance(file_path, str) or len(file_path) > 4096:
+        raise SnapshotError("'file_path' must be a path")
+    if type(saved_at) not in (int, float) or not math.isfinite(saved_at):
+        raise SnapshotError("'saved_at' must be a time")
+    snap = Snapshot(text=text, masked=masked, filled=sorted(filled.items()), file_path=file_path,
+                    saved_at=float(saved_at))
+    run_raw, view = raw.get("run"), raw.get("view", 0)
+    if run_raw is not None:
+        try:
+            run = RunRecord.from_json(run_raw)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise SnapshotError(f"its run is malformed: {exc}") from None
+        if run.text != snap.display_before_run() or not set(run.masked) <= set(masked):
+            raise SnapshotError("its run does not match its text and masks")
+        if type(view) is not int or not 0 <= view <= len(run.steps):
+            raise SnapshotError(f"'view' must be between 0 and {len(run.steps)}")
+        snap.run, snap.view = run, view
+    return snap
+
+
 def read_snapshot(path: Path | None = None) -> Snapshot | None:
-    """The snapshot left by an earlier session, or None (missing or unreadable)."""
+    """The snapshot left by an earlier session; None when there is none.
+
+    Raises SnapshotError when the file is there but malformed (the caller sets it aside).
+    """
     path = path or autosave_path()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("format") != FORMAT:
-            return None
-        text = str(raw["text"])
-        masked = sorted({int(p) for p in raw.get("masked", []) if 0 <= int(p) < len(text)})
-        return Snapshot(text=text, masked=masked, file_path=str(raw.get("file_path", "")),
-                        saved_at=float(raw.get("saved_at", 0.0)))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        size = path.stat().st_size
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise SnapshotError(f"cannot read it ({exc.strerror})") from None
+    if size > MAX_FILE_BYTES:
+        raise SnapshotError(f"it is {size:,} bytes, more than {MAX_FILE_BYTES:,}")
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_reject_constant)
+    except OSError as exc:
+        raise SnapshotError(f"cannot read it ({exc.strerror})") from None
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, NaN/Infinity, absurd nesting
+        raise SnapshotError(f"not valid JSON ({str(exc)[:120]})") from None
+    return parse_snapshot(raw)
+
+
+def set_aside(path: Path | None = None) -> Path | None:
+    """Rename a malformed snapshot to ``autosave.json.bad-<time>`` (kept for the user); returns the new name."""
+    path = path or autosave_path()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for k in range(100):
+        dest = path.with_name(f"{path.name}.bad-{stamp}" + (f"-{k}" if k else ""))
+        if dest.exists():
+            continue
+        try:
+            path.rename(dest)
+        except OSError:
+            return None
+        return dest
+    return None
 
 
 def clear_snapshot(path: Path | None = None) -> None:

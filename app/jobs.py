@@ -13,7 +13,7 @@ takes effect within one step.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -132,6 +132,15 @@ class FillControl:
             self._cond.wait_for(lambda: self.should_stop(generation), timeout=self.delay_s)
 
 
+@dataclass(frozen=True)
+class StepBase:
+    """Recorded steps a rebuilt session starts after: its own steps are numbered and totalled after them."""
+
+    steps: int = 0
+    bits: float = 0.0
+    calls: int = 0
+
+
 @dataclass
 class EngineState:
     """Lives in the worker thread: the loaded model and the current session."""
@@ -142,6 +151,7 @@ class EngineState:
     run_id: int = 0
     options: RunOptions = field(default_factory=RunOptions)
     n_picked: int = 0  # hand-picked positions at the head of an explicit order
+    base: StepBase = field(default_factory=StepBase)  # a session rebuilt from recorded steps starts after these
 
 
 # -- jobs --------------------------------------------------------------------------
@@ -190,11 +200,51 @@ def start_fill_job(state: EngineState, run_id: int, text: str, masked: list[int]
         state.session = DecodeSession(state.model, text, masked, order=order, steps=steps, explicit=explicit,
                                       sampling=sampling, seed=options.seed)
         S, legend, name = 1, (), state.model.name
-    state.run_id, state.options = run_id, options
+    state.run_id, state.options, state.base = run_id, options, StepBase()
     sched = getattr(state.session, "schedule", None)
     yield RunStarted(run_id=run_id, n_masked=int(state.session.n_masked),
                      schedule=tuple(int(s) for s in sched.sizes) if sched is not None else (), n_stages=S, legend=legend,
                      model_name=name)
+
+
+def rebuild_job(state: EngineState, run_id: int, text: str, masked: list[int], prefix: tuple[StepRecord, ...],
+                options: RunOptions) -> Iterator[Any]:
+    """A session that goes on from the first ``len(prefix)`` recorded steps of a run the worker does not hold.
+
+    A run read from a file (or computed with another model) has no live session
+    to branch. The model sees exactly what a branch would see: the text with the
+    prefix's characters written in and the other masked positions still masked;
+    so a new session over those positions, whose steps are numbered and totalled
+    after the prefix, continues the run.
+    """
+    if prefix and (options.upscale or any(s.stage >= 0 for s in prefix)):
+        raise RuntimeError("a coarse-to-fine run can only be resampled part way in the session that computed it; "
+                           "go back to step 0 to resample it whole")
+    chars = list(text)
+    for s in prefix:
+        for p, c in zip(s.positions, s.chars):
+            chars[p] = c
+    done = {p for s in prefix for p in s.positions}
+    remaining = [p for p in masked if p not in done]
+    if options.steps is not None and remaining:
+        options = replace(options, steps=min(options.steps, len(remaining)))
+    for ev in start_fill_job(state, run_id, "".join(chars), remaining, options):
+        if prefix and isinstance(ev, RunStarted):
+            ev = replace(ev, at_step=len(prefix), n_masked=len(masked),
+                         schedule=tuple(len(s.positions) for s in prefix) + ev.schedule if ev.schedule else ())
+        yield ev
+    if prefix:
+        state.base = StepBase(len(prefix), prefix[-1].cumulative_bits, prefix[-1].network_calls)
+
+
+def _record(state: EngineState, step: Any) -> StepRecord:
+    """A session's step as the run records it (after the recorded steps a rebuilt session started from)."""
+    r = StepRecord.from_step(step)
+    b = state.base
+    if not b.steps:
+        return r
+    return replace(r, index=r.index + b.steps, cumulative_bits=r.cumulative_bits + b.bits,
+                   network_calls=r.network_calls + b.calls)
 
 
 def upscale_model(state: EngineState) -> Any:
@@ -227,12 +277,12 @@ def advance_job(state: EngineState, control: FillControl, generation: int, n: in
         step = session.step()
         if step is None:
             break
-        yield StepEvent(run_id=state.run_id, step=StepRecord.from_step(step))
+        yield StepEvent(run_id=state.run_id, step=_record(state, step))
         done += 1
         if not session.done:
             control.sleep(generation)
     if session.done:
-        yield RunFinished(run_id=state.run_id, steps=len(session.steps))
+        yield RunFinished(run_id=state.run_id, steps=state.base.steps + len(session.steps))
 
 
 def branch_job(state: EngineState, run_id: int, at_step: int, options: RunOptions) -> Iterator[Any]:
@@ -243,7 +293,9 @@ def branch_job(state: EngineState, run_id: int, at_step: int, options: RunOption
     changes: dict[str, Any] = {"seed": options.seed, "sampling": sampling}
     if options.order != "explicit":
         changes["order"] = options.order
-    state.session = state.session.branch(at_step, **changes)
+    if at_step < state.base.steps:
+        raise RuntimeError("the worker's session starts after this step; rebuild it from the recorded steps")
+    state.session = state.session.branch(at_step - state.base.steps, **changes)
     state.run_id, state.options = run_id, options
     state.n_picked = max(0, state.n_picked - at_step)
     sched = getattr(state.session, "schedule", None)

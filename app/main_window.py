@@ -29,7 +29,7 @@ from .mask_tools import MaskToolsPanel, positions_for
 from .masked_document import MaskedDocument, PosMap
 from .order_panel import EXPLICIT, OrderPanel
 from .playback_bar import PlaybackBar
-from .run_controller import RunController
+from .run_controller import FILL_JOBS, RunController
 from .settings import Settings, load_settings, save_settings
 from .stats_panel import StatsPanel
 from .undo import UndoMirror
@@ -41,6 +41,7 @@ from .worker import EngineClient, JobError, JobFinished
 
 
 APP_TITLE = "ARDM Studio"
+AUTOSAVE_IDLE_MS = 1500
 ICON = ASSETS / "icons" / "ardm-studio-256.png"
 
 
@@ -56,6 +57,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.messages: list[str] = []  # every message shown (tests and the log read it)
         self.last_error: JobError | None = None
         self._boxes: list[QMessageBox] = []
+        self._deferred: list[QMessageBox] = []  # boxes raised before the window was shown
         self._saved_version = 0
         self._autosaved_version = -1
         self._build_core()
@@ -69,7 +71,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self._update_title()
         self._update_controls()
         self.load_model(str(model_path or self.settings.model_path or default_model_dir()))
-        self.recovery: autosave.Snapshot | None = autosave.read_snapshot() if offer_recovery else None
+        self.recovery: autosave.Snapshot | None = self._read_recovery() if offer_recovery else None
         if file is not None:
             self.open_file(Path(file))
         if self.recovery is not None:
@@ -169,8 +171,13 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.compare_panel.compare_requested.connect(self.compare_orders)
         self.mdoc.masks_changed.connect(self._masks_changed)
         self.editor.document().contentsChange.connect(self._contents_changed)
-        self.autosave_timer = QTimer(self)
-        self.autosave_timer.timeout.connect(self.autosave_now)
+        # autosave: AUTOSAVE_IDLE_MS after typing pauses, and at least every autosave_seconds while it goes on
+        self._autosave_idle = QTimer(self, singleShot=True, interval=AUTOSAVE_IDLE_MS)
+        self._autosave_max = QTimer(self, singleShot=True)
+        self._autosave_idle.timeout.connect(self._autosave_due)
+        self._autosave_max.timeout.connect(self._autosave_due)
+        self.mdoc.doc.contentsChange.connect(self._edited)
+        self.runner.changed.connect(self._runner_changed)
 
     def _apply_settings(self) -> None:
         s = self.settings
@@ -182,7 +189,6 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.order_panel.seed.setValue(s.seed)
         self.playback.speed.setValue(s.speed)
         self.set_colour_mode(s.colour_mode)
-        self.autosave_timer.start(s.autosave_seconds * 1000)
         apply_theme(QApplication.instance(), s.theme)
         if s.window_geometry:
             self.restoreGeometry(QByteArray.fromHex(s.window_geometry.encode()))
@@ -203,8 +209,28 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         box.setAttribute(Qt.WA_DeleteOnClose)
         box.finished.connect(lambda *_: self._boxes.remove(box) if box in self._boxes else None)
         self._boxes.append(box)
-        box.show()
+        self.present(box)
         return box
+
+    def present(self, box: QMessageBox) -> None:
+        """Show a box in front of the window; before the window is shown, once it is."""
+        if self.isVisible():
+            box.show()
+            box.raise_()
+            box.activateWindow()
+        else:
+            self._deferred.append(box)
+
+    def showEvent(self, e) -> None:  # noqa: N802
+        super().showEvent(e)
+        if self._deferred:
+            QTimer.singleShot(0, self._show_deferred)
+
+    def _show_deferred(self) -> None:
+        boxes, self._deferred = self._deferred, []
+        for box in boxes:
+            if box in self._boxes:  # not closed meanwhile
+                self.present(box)
 
     # -- model ------------------------------------------------------------------------------
     def load_model(self, path: str) -> None:
@@ -257,7 +283,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.last_error = err
         if err.kind == "load":  # not a ModelFailed: an unexpected error; the previous model (if any) stays
             self._show_model_label()
-        if err.kind in ("start", "advance", "branch"):
+        if err.kind in FILL_JOBS:
             self.runner.cancel()
         if err.kind == "compare":
             self.compare_panel.status.setText(f"Scoring failed: {err.message}")
@@ -357,7 +383,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         can_run = bool(run and (r.view < r.recorded or (r.live and not run.done and can_compute))) or \
             (can_compute and not r.running)
         self.playback.set_state(running=r.running, can_run=can_run, has_steps=r.recorded > 0, at_end=r.view == r.recorded,
-                                can_resample=r.live and can_compute)
+                                can_resample=can_compute and run is not None and (r.live or run.n_stages == 1 or r.view == 0))
         self.playback.set_timeline(r.view, r.recorded, len(run.schedule) if run and run.schedule else 0)
         self.editor.setReadOnly(r.running)
         A = getattr(self, "actions_", None)
@@ -382,7 +408,8 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             e.ignore()
             return
         self.runner.cancel()
-        self.autosave_timer.stop()
+        self._autosave_idle.stop()
+        self._autosave_max.stop()
         self.hide()  # the worker may be inside a network call: leave at once, then wait for it
         self.client.shutdown()
         self.settings.last_order = self.order_panel.order() if self.order_panel.order() != EXPLICIT else "confidence"

@@ -101,10 +101,24 @@ class MaskedDocument(QObject):
         self.version += 1
 
     # -- whole document -------------------------------------------------------------
-    def set_text(self, text: str, masked: list[int] | tuple[int, ...] = ()) -> None:
-        """Replace everything (not undoable: opening a file starts a fresh history)."""
+    def set_text(self, text: str, masked: list[int] | tuple[int, ...] = (), filled=()) -> None:
+        """Replace everything (not undoable: opening a file starts a fresh history).
+
+        ``text`` holds the originals; ``filled`` is (index, character shown) of
+        characters an earlier fill wrote over them (each remembers its original).
+        """
         self.doc.setUndoRedoEnabled(False)
         self.doc.setPlainText(text)
+        if filled:
+            pm = PosMap(text)
+            cur = QTextCursor(self.doc)
+            cur.beginEditBlock()
+            for i, c in sorted(filled, reverse=True):  # from the end: a write never moves the next one
+                q = pm.to_qt(i)
+                cur.setPosition(q)
+                cur.setPosition(q + 1, QTextCursor.KeepAnchor)
+                cur.insertText(c, filled_format(text[i]))
+            cur.endEditBlock()
         if masked:
             self.mask(masked, undoable=False)
         self.doc.setUndoRedoEnabled(True)

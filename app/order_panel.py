@@ -179,6 +179,19 @@ class OrderPanel(QWidget):
         if i >= 0:
             self.order_combo.setCurrentIndex(i)
 
+    def set_options(self, o: RunOptions) -> None:
+        """Show a run's options (K at the slider's right end when the run filled one character per step)."""
+        self.set_order(o.order)
+        i = self.rest_combo.findData(o.rest_order)
+        if i >= 0:
+            self.rest_combo.setCurrentIndex(i)
+        self.set_budget(o.steps or 0)
+        self.temperature.setValue(o.temperature)
+        self.top_p.setValue(o.top_p)
+        self.seed.setValue(o.seed)
+        if self.upscale_check.isEnabled() or not o.upscale:
+            self.upscale_check.setChecked(o.upscale)
+
     def options(self, explicit: tuple[int, ...] = ()) -> RunOptions:
         k = self.budget()
         return RunOptions(order=self.order(), steps=k or None, explicit=tuple(explicit),

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProxyStyle, QSlider, QStyle, QToolButton, QWidget
+
+
+class _JumpStyle(QProxyStyle):
+    """A click on the timeline's groove goes to the step under the pointer (not a page of steps)."""
+
+    def styleHint(self, hint, option=None, widget=None, returnData=None):  # noqa: N802
+        if hint == QStyle.SH_Slider_AbsoluteSetButtons:
+            return int(Qt.LeftButton.value) | int(Qt.MiddleButton.value)
+        return super().styleHint(hint, option, widget, returnData)
 
 
 class PlaybackBar(QWidget):
@@ -49,6 +58,9 @@ class PlaybackBar(QWidget):
         lay.addSpacing(12)
         self.timeline = QSlider(Qt.Horizontal)
         self.timeline.setRange(0, 0)
+        self._jump_style = _JumpStyle(self.timeline.style())
+        self._jump_style.setParent(self)
+        self.timeline.setStyle(self._jump_style)
         self.timeline.setToolTip("Recorded steps: drag to replay the fill")
         self.timeline.sliderMoved.connect(self.seek)
         self.timeline.actionTriggered.connect(self._timeline_action)

@@ -25,6 +25,9 @@ from .undo import UndoMirror
 from .worker import EngineClient, JobFinished
 
 
+FILL_JOBS = ("start", "advance", "branch", "rebuild")  # the worker jobs that compute a fill's steps
+
+
 class RunController(QObject):
     changed = Signal()  # view, recorded steps or running state changed
     message = Signal(str)  # something for the status bar
@@ -44,6 +47,7 @@ class RunController(QObject):
         self.computing = False  # the worker is computing steps for us
         self.replaying = False  # a timer is stepping through recorded steps
         self.live = False  # the worker holds a session for this run (False for a run read from a file)
+        self._base = 0  # the first step the worker's session computed itself (> 0: rebuilt from recorded steps)
         self._ids = itertools.count(1)
         self.run_id = 0
         self._pm = PosMap("")
@@ -103,6 +107,7 @@ class RunController(QObject):
         self.run = RunRecord(text=st.source, masked=st.masked, options=options)
         self._begin_view(st.display)
         self.live = True
+        self._base = 0
         self.computing = True
         self.client.start_fill(self.run_id, st.source, list(st.masked), options)
         self.client.advance(n_steps)
@@ -165,8 +170,7 @@ class RunController(QObject):
             self.changed.emit()
 
     def _on_finished(self, done: JobFinished) -> None:
-        if done.kind in ("advance", "start", "branch") and not any(
-                k in ("advance", "start", "branch") for k in self.client.pending_kinds()):
+        if done.kind in FILL_JOBS and not any(k in FILL_JOBS for k in self.client.pending_kinds()):
             self._apply_pending()
             self.computing = False
             self.changed.emit()
@@ -324,19 +328,29 @@ class RunController(QObject):
         self._follow = True
         self.changed.emit()
 
-    def resample(self, options: RunOptions) -> None:
-        """Keep the first `view` steps, sample the rest again with these options."""
-        if self.run is None or self.running or not self.live:
-            return
+    def resample(self, options: RunOptions, n_steps: int | None = None) -> bool:
+        """Keep the first `view` steps, compute the rest (n_steps of them; None: all) with these options.
+
+        A run the worker holds is branched; any other (read from a file,
+        recovered, or computed before a model change) gets a session rebuilt
+        from its recorded steps, so it can be continued and resampled the same way.
+        """
+        if self.run is None or self.running:
+            return False
         at = self.view
         self.run.truncate(at)
         self.run.options = options
         self.run_id = next(self._ids)
         self._follow = True
         self.computing = True
-        self.client.branch(self.run_id, at, options)
-        self.client.advance(None)
+        if self.live and at >= self._base:
+            self.client.branch(self.run_id, at, options)
+        else:
+            self.client.rebuild(self.run_id, self.run.text, self.run.masked, tuple(self.run.steps[:at]), options)
+            self.live, self._base = True, at
+        self.client.advance(n_steps)
         self.changed.emit()
+        return True
 
     # -- the user edits the document ------------------------------------------------------
     def _on_contents_change(self, _pos: int, removed: int, added: int) -> None:

@@ -18,6 +18,7 @@ from ardm_core.fileio import atomic_write_json
 
 RUN_FORMAT = "ardm-studio-run"
 RUN_FORMAT_VERSION = 1
+MAX_RUN_FILE_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -168,14 +169,19 @@ class RunRecord:
             raise ValueError(f"not an ARDM Studio run (format must be {RUN_FORMAT!r})")
         if int(d.get("format_version", 0)) > RUN_FORMAT_VERSION:
             raise ValueError("the run was written by a newer ARDM Studio; update the app")
-        text = str(d["text"])
-        masked = tuple(sorted({int(p) for p in d["masked"]}))
+        text = d["text"]
+        if not isinstance(text, str) or not isinstance(d["masked"], list):
+            raise ValueError("'text' must be a string and 'masked' a list")
+        if any(type(p) is not int for p in d["masked"]):
+            raise ValueError("masked positions must be integers")
+        masked = tuple(sorted(set(d["masked"])))
         if masked and (masked[0] < 0 or masked[-1] >= len(text)):
             raise ValueError("masked positions lie outside the text")
         opt_raw = d.get("options", {})
         known = {f.name for f in fields(RunOptions)}
         opts = RunOptions(**{k: v for k, v in opt_raw.items() if k in known})
         opts.explicit = tuple(int(p) for p in opts.explicit)
+        _check_options(opts)
         steps = [StepRecord.from_json(s) for s in d.get("steps", [])]
         mset = set(masked)
         for i, s in enumerate(steps):
@@ -189,6 +195,20 @@ class RunRecord:
                    schedule=tuple(int(x) for x in d.get("schedule", ())), n_stages=int(d.get("n_stages", 1)))
 
 
+def _check_options(o: RunOptions) -> None:
+    """Types and ranges of options read from a file (the worker trusts them)."""
+    if not isinstance(o.order, str) or not isinstance(o.rest_order, str):
+        raise ValueError("the order must be a name")
+    if o.steps is not None and (type(o.steps) is not int or o.steps < 1):
+        raise ValueError("options.steps must be a positive integer or null")
+    for name in ("temperature", "top_p"):
+        v = getattr(o, name)
+        if type(v) not in (int, float) or not 0 < v <= 100:
+            raise ValueError(f"options.{name} must be a positive number")
+    if type(o.seed) is not int or not 0 <= o.seed < 2**63 or not isinstance(o.upscale, bool):
+        raise ValueError("options.seed must be a non-negative integer and options.upscale true or false")
+
+
 def save_run(run: RunRecord, path: str | Path) -> None:
     atomic_write_json(Path(path), run.to_json())
 
@@ -197,12 +217,14 @@ def load_run(path: str | Path) -> RunRecord:
     """Read a run file; errors name the file and say what is wrong."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_RUN_FILE_BYTES:
+            raise ValueError(f"{path}: larger than {MAX_RUN_FILE_BYTES:,} bytes; not a run this app wrote")
         raw = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"{path}: cannot read ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     try:
         return RunRecord.from_json(raw)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
         raise ValueError(f"{path}: {exc}") from None

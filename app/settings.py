@@ -32,7 +32,7 @@ class Settings:
     seed: int = 0
     colour_mode: str = "order"  # one of COLOUR_MODES
     speed: int = 20  # playback steps per second (slider value)
-    autosave_seconds: int = 5  # how often the document and its masks are autosaved
+    autosave_seconds: int = 5  # while typing goes on, autosave at least this often (pauses save sooner)
     model_path: str = ""  # last model folder opened by hand; "" = the shipped model
     recent_files: list[str] = field(default_factory=list)
     window_geometry: str = ""  # hex of QMainWindow.saveGeometry(), opaque here

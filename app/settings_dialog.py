@@ -26,7 +26,7 @@ class SettingsDialog(QDialog):
         form.addRow("Editor font size", self.font_size)
         form.addRow("Theme", self.theme)
         form.addRow("Device", self.device)
-        form.addRow("Autosave every", self.autosave)
+        form.addRow("Autosave while typing, at least every", self.autosave)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

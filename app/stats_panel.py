@@ -1,10 +1,14 @@
-"""Side panel: steps, network calls, total bits, bits per masked character, ms per step, device, accuracy."""
+"""Side panel: the options of the run on screen (order, K, temperature, seed), then its steps, network calls, total bits, bits per masked character, ms per step, device, accuracy."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 FIELDS = (
+    ("order", "Order"),
+    ("k", "Step budget K"),
+    ("sampling", "Temperature"),
+    ("seed", "Seed"),
     ("steps", "Steps"),
     ("calls", "Network calls"),
     ("filled", "Filled"),

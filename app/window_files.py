@@ -32,11 +32,36 @@ class WindowFiles:
     def dirty(self) -> bool:
         return self.mdoc.version != self._saved_version
 
-    def maybe_discard(self) -> bool:
-        """Closing or opening over unsaved text: the autosave keeps it, so never ask (no blocking dialog)."""
-        if self.dirty:
-            self.autosave_now(force=True)
-        return True
+    def ask_unsaved(self, doing: str) -> str:
+        """Save / Discard / Cancel for unsaved work; returns "save", "discard" or "cancel"."""
+        name = self.file_path.name if self.file_path else "untitled"
+        box = QMessageBox(QMessageBox.Warning, "Unsaved changes",
+                          f"Save the changes to {name} before {doing}?",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
+        box.setInformativeText("Save writes the text with every masked character as its original; "
+                               "File > Export run keeps the masks and the run.")
+        box.setDefaultButton(QMessageBox.Save)
+        answer = box.exec()
+        return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
+
+    def maybe_discard(self, doing: str = "closing") -> bool:
+        """Before the document is replaced or the window closes: True to go on, False to stay.
+
+        Unsaved work asks Save / Discard / Cancel; Save that does not complete (the
+        dialog cancelled, a write error) keeps the work and stays.
+        """
+        if not self.dirty:
+            return True
+        self.autosave_now()  # whatever the answer, nothing is lost while the question is open
+        choice = self.ask_unsaved(doing)
+        if choice == "save":
+            return self.save()
+        return choice == "discard"
+
+    def _replaced(self) -> None:
+        """The document was replaced after the user saved or discarded: the old snapshot is stale."""
+        autosave.clear_snapshot()
+        self._autosaved_version = -1
 
     # -- text files -----------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -54,11 +79,14 @@ class WindowFiles:
         except DataError as exc:
             self.notify("Could not open the file", str(exc), error=True)
             return False
+        if not self.maybe_discard(f"opening {path.name}"):
+            return False
         self.runner.detach()
         self.mdoc.set_text(text)
         self.undo_stack.clear()
         self.file_path = path
         self._saved_version = self.mdoc.version
+        self._replaced()
         self.settings.add_recent(path)
         self._update_title()
         self.notify_status(f"Opened {path.name} ({len(text):,} characters)")
@@ -139,12 +167,15 @@ class WindowFiles:
         except ValueError as exc:
             self.notify("Could not open the run", str(exc), error=True)
             return False
+        if not self.maybe_discard(f"opening {Path(path).name}"):
+            return False
         self.runner.detach()
         self.mdoc.set_text(run.text, run.masked)
         self.undo_stack.clear()
         self.file_path = Path(path)
         self._saved_version = self.mdoc.version
-        self.order_panel.set_order(run.options.order)
+        self._replaced()
+        self.show_run_options(run.options)
         self.runner.load(run)
         self.settings.add_recent(path)
         self._update_title()
@@ -164,54 +195,98 @@ class WindowFiles:
             self.notify_status("Rendering frames in the background...")
 
     # -- autosave and recovery --------------------------------------------------------------
+    def _edited(self) -> None:
+        """The document changed: autosave once typing pauses, and at least every autosave_seconds."""
+        self._autosave_idle.start()
+        if not self._autosave_max.isActive():
+            self._autosave_max.start(self.settings.autosave_seconds * 1000)
+
+    def _autosave_due(self) -> None:
+        if self.runner.running:  # the run's steps change the document many times a second:
+            return  # write once it stops (see _runner_changed)
+        self._autosave_idle.stop()
+        self._autosave_max.stop()
+        self.autosave_now()
+
+    def _runner_changed(self) -> None:
+        if not self.runner.running and self.dirty and self.mdoc.version != self._autosaved_version \
+                and not self._autosave_idle.isActive():
+            self._autosave_idle.start()
+
+    def snapshot(self) -> autosave.Snapshot:
+        """The document as the user sees it: originals, masks and fills before the run on screen, that run and its view."""
+        st = self.mdoc.state()
+        run = self.runner.run
+        in_run = set(run.masked) if run is not None else set()
+        return autosave.Snapshot(
+            text=st.original,
+            masked=sorted(set(st.masked) | in_run),
+            filled=[(i, st.display[i]) for i, _o in st.filled if i not in in_run],
+            run=run, view=self.runner.view if run is not None else 0,
+            file_path=str(self.file_path or ""),
+        )
+
     def autosave_now(self, force: bool = False) -> bool:
-        """Snapshot the document and its masks (only when it changed since the last snapshot)."""
+        """Snapshot the document, its masks, fills and run (only when it changed since the last snapshot)."""
         if not force and (self.mdoc.version == self._autosaved_version or not self.dirty):
             return False
-        st = self.mdoc.state()
-        chars = list(st.display)
-        for i in st.masked:
-            chars[i] = st.source[i]
-        snap = autosave.Snapshot(text="".join(chars), masked=list(st.masked),
-                                 file_path=str(self.file_path or ""))
         try:
-            autosave.write_snapshot(snap)
+            autosave.write_snapshot(self.snapshot())
         except OSError as exc:
             self.notify_status(f"Autosave failed: {exc.strerror}")
             return False
         self._autosaved_version = self.mdoc.version
         return True
 
+    def _read_recovery(self) -> autosave.Snapshot | None:
+        """The snapshot of an earlier session; a malformed one is renamed aside and the user told."""
+        try:
+            return autosave.read_snapshot()
+        except autosave.SnapshotError as exc:
+            dest = autosave.set_aside()
+            where = f"It was renamed to {dest}." if dest else f"It could not be renamed: remove {autosave.autosave_path()}."
+            self.notify("Autosave set aside", f"The autosave from the last session cannot be used: {exc}. {where}",
+                        error=True)
+            return None
+
     def _offer_recovery(self) -> None:
         snap = self.recovery
         if snap is None:
             return
+        what = f"{len(snap.text):,} characters, {len(snap.masked)} masked"
+        if snap.run is not None:
+            what += f", a {snap.run.options.order} run shown at step {snap.view} of {len(snap.run.steps)}"
         box = QMessageBox(QMessageBox.Question, "Recover unsaved work?",
-                          f"ARDM Studio did not close cleanly last time. Recover the autosaved document "
-                          f"({len(snap.text):,} characters, {len(snap.masked)} masked)"
+                          f"ARDM Studio did not close cleanly last time. Recover the autosaved document ({what})"
                           + (f" from {snap.file_path}" if snap.file_path else "") + "?",
                           QMessageBox.Yes | QMessageBox.No, self)
         box.setWindowModality(Qt.NonModal)
         box.finished.connect(lambda r: self.recover() if r == QMessageBox.Yes else self._decline_recovery())
         self._boxes.append(box)
         self.recovery_box = box
-        box.show()
+        self.present(box)
 
     def _decline_recovery(self) -> None:
         self.recovery = None
         autosave.clear_snapshot()
 
     def recover(self) -> bool:
+        """Rebuild exactly what the snapshot holds: text, masks, earlier fills, the run at its step."""
         snap, self.recovery = self.recovery, None
         if snap is None:
             return False
         self.runner.detach()
-        self.mdoc.set_text(snap.text, snap.masked)
+        self.mdoc.set_text(snap.text, snap.masked, snap.filled)
         self.undo_stack.clear()
+        if snap.run is not None:
+            self.show_run_options(snap.run.options)
+            self.runner.load(snap.run)
+            self.runner.seek(snap.view)
         self.file_path = Path(snap.file_path) if snap.file_path else None
         self._saved_version = -1  # recovered text is not saved anywhere yet
         self._update_title()
-        self.notify_status(f"Recovered the autosaved document ({len(snap.masked)} masked characters)")
+        self.notify_status(f"Recovered the autosaved document ({len(snap.masked)} masked characters"
+                           + (f", run at step {snap.view}" if snap.run is not None else "") + ")")
         return True
 
     def settings_dialog(self) -> None:
@@ -228,7 +303,6 @@ class WindowFiles:
         dlg.apply_to(self.settings)
         self.editor.set_font_size(self.settings.font_size)
         apply_theme(QApplication.instance(), self.settings.theme)
-        self.autosave_timer.start(self.settings.autosave_seconds * 1000)
         if self.settings.device != old_device:
             current = self.model_info.path if self.model_info and self.model_info.path else ""
             self.load_model(current or self.settings.model_path or str(default_model_dir()))

@@ -13,15 +13,16 @@ from .order_panel import EXPLICIT
 
 
 class WindowRun:
-    def run_options(self):
+    def run_options(self, n_masked: int | None = None):
+        """The Order panel's options, K clamped to n_masked (default: the masks the document has now)."""
         pm = PosMap(self.editor.toPlainText())
         explicit = tuple(pm.to_py(q) for q in self.editor.picks)
         options = self.order_panel.options(explicit if self.order_panel.order() == EXPLICIT else ())
-        return replace(options, steps=self._budget(options.steps))
+        return replace(options, steps=self._budget(options.steps, n_masked))
 
-    def _budget(self, k: int | None) -> int | None:
+    def _budget(self, k: int | None, n: int | None = None) -> int | None:
         """K for the masks the document has now: a fill shown part way leaves fewer than the slider's range."""
-        n = len(self.mdoc.state().masked)
+        n = len(self.mdoc.state().masked) if n is None else n
         return min(k, n) if k and n else k
 
     def _can_compute(self) -> bool:
@@ -30,24 +31,56 @@ class WindowRun:
             return False
         return True
 
+    def panel_matches(self, run) -> bool:
+        """The Order panel asks for the run on screen: same order, K, sampling and seed (and picks, if any)."""
+        want, have = self.order_panel.options(), run.options
+        n = run.n_masked
+
+        def k(steps):  # K as it plans this run's masks (K >= masks is one character per step)
+            return None if steps is None or steps >= n else steps
+
+        same = (want.order == have.order and want.seed == have.seed and want.upscale == have.upscale
+                and round(want.temperature, 6) == round(have.temperature, 6)
+                and round(want.top_p, 6) == round(have.top_p, 6))
+        if want.order == EXPLICIT:
+            pm = PosMap(self.editor.toPlainText())
+            picks = tuple(pm.to_py(q) for q in self.editor.picks)
+            return same and want.rest_order == have.rest_order and (not picks or picks == have.explicit)
+        return same and k(want.steps) == k(have.steps)
+
+    def show_run_options(self, o) -> None:
+        """Set the Order panel to a run's options (a run opened or recovered), so Run replays it."""
+        self.order_panel.set_options(o)
+
     def run_fill(self) -> None:
-        self.runner.set_delay(self.playback.delay_seconds())
-        if self.runner.attached and (self.runner.view < self.runner.recorded or
-                                     (self.runner.live and not self.runner.run.done)):
-            self.runner.play(self.playback.delay_seconds())
-        elif self._can_compute():
-            options = self.run_options()
-            if self.runner.start(options):
-                self._set_picks([])  # the badges give way to the run's colours
-        self._update_controls()
+        self._go(None)
 
     def step_fill(self) -> None:
-        if self.runner.attached and (self.runner.view < self.runner.recorded or self.runner.live):
-            self.runner.step()
+        self._go(1)
+
+    def _go(self, n_steps: int | None) -> None:
+        """Run (n_steps None) or Step: go on with the run on screen if the panel asks for it, else a new run."""
+        r = self.runner
+        r.set_delay(self.playback.delay_seconds())
+        if r.running:
+            return
+        if r.attached and self.panel_matches(r.run):
+            if r.view < r.recorded or (r.live and not r.run.done):
+                r.step() if n_steps == 1 else r.play(self.playback.delay_seconds())
+            elif not r.run.done:
+                if self._can_compute():
+                    r.resample(r.run.options, n_steps)  # the worker does not hold it: rebuild, then go on
+            elif n_steps is None:  # complete and shown to the end: play it again from the start
+                r.seek(0)
+                r.play(self.playback.delay_seconds())
+            else:
+                self.notify_status("The fill is complete: Step back, Reset, or change the order to run anew")
         elif self._can_compute():
+            if r.attached and r.view:
+                r.seek(0)  # a new run fills the same masks as the one on screen
             options = self.run_options()
-            if self.runner.start(options, n_steps=1):
-                self._set_picks([])
+            if r.start(options, n_steps=n_steps):
+                self._set_picks([])  # the badges give way to the run's colours
         self._update_controls()
 
     def pause_fill(self) -> None:
@@ -60,11 +93,11 @@ class WindowRun:
         self.runner.reset()
 
     def resample(self) -> None:
-        if not self.runner.live:
-            self.notify_status("Resampling needs a run made in this session with the model loaded")
+        if self.runner.run is None or not self._can_compute():
             return
         self.order_panel.seed.setValue(self.order_panel.seed.value() + 1)
-        self.runner.resample(self.run_options())
+        self.runner.resample(self.run_options(self.runner.run.n_masked))
+        self._update_controls()
 
     def _speed_changed(self, _v: int) -> None:
         self.runner.set_delay(self.playback.delay_seconds())

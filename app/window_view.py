@@ -104,8 +104,14 @@ class WindowView:
         r = self.runner
         run = r.run
         if run is None:
-            self.stats.set(steps="-", calls="-", filled="-", bits="-", bpc="-", ms="-", accuracy="-")
+            self.stats.set(order="-", k="-", sampling="-", seed="-", steps="-", calls="-", filled="-", bits="-",
+                           bpc="-", ms="-", accuracy="-")
             return
+        o = run.options
+        order = "hand-picked, then " + o.rest_order if o.order == "explicit" else o.order
+        self.stats.set(order=order + (" (coarse to fine)" if o.upscale else ""),
+                       k="1 char/step" if o.steps is None or o.steps >= run.n_masked else f"{o.steps} steps",
+                       sampling=f"{o.temperature:.2f} (top-p {o.top_p:.2f})", seed=str(o.seed))
         shown = run.steps[: r.view]
         filled = sum(len(s.positions) for s in shown if run.is_final(s))  # characters (not class glyphs)
         sketched = sum(len(s.positions) for s in shown if s.stage == 0) if run.n_stages > 1 else 0

@@ -35,7 +35,7 @@ def running_worker_threads() -> list[QThread]:
 @dataclass(frozen=True)
 class Job:
     id: int
-    kind: str  # "load", "start", "advance", "branch", "plan", "compare", "export"
+    kind: str  # "load", "start", "advance", "branch", "rebuild", "plan", "compare", "export"
     make: Callable[[], Iterator[Any]]
 
 
@@ -146,6 +146,13 @@ class EngineClient(QObject):
         self.control.cancelled.clear()
         st = self._worker.state
         return self._queue("branch", lambda: jobs.branch_job(st, run_id, at_step, options))
+
+    def rebuild(self, run_id: int, text: str, masked, prefix: tuple, options: RunOptions) -> int:
+        """A session going on from a recorded run's first ``len(prefix)`` steps (jobs.rebuild_job)."""
+        self.control.cancelled.clear()
+        st = self._worker.state
+        masked, prefix = list(masked), tuple(prefix)
+        return self._queue("rebuild", lambda: jobs.rebuild_job(st, run_id, text, masked, prefix, options))
 
     def plan(self, k: int, n_text: int, n: int) -> int:
         st = self._worker.state

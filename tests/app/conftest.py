@@ -48,6 +48,9 @@ def make_window(qtbot, tiny_model_dir):
         kw.setdefault("offer_recovery", False)
         kw.setdefault("settings", Settings(speed=200))
         w = MainWindow(model_path=model_path or tiny_model_dir, **kw)
+        # Save / Discard / Cancel is a modal question: tests answer it here (Discard unless they say otherwise)
+        w.asked, w.answer = [], "discard"
+        w.ask_unsaved = lambda doing, w=w: (w.asked.append(doing), w.answer)[1]
         qtbot.addWidget(w)
         made.append(w)
         if wait_model:

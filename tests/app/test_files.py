@@ -58,12 +58,14 @@ def test_autosave_and_recovery(make_window, qtbot):
     # a crash: the window never closes; the next start offers the snapshot back
     w2 = make_window(wait_model=False, offer_recovery=True)
     assert w2.recovery is not None
+    w2.show()
     qtbot.waitUntil(lambda: getattr(w2, "recovery_box", None) is not None, timeout=5000)
     assert w2.recovery_box.isVisible() and not w2.recovery_box.isModal()
     assert w2.recover()
     st = w2.mdoc.state()
     assert st.original == TEXT and st.masked == (5, 6, 7, 8)
-    w2.close()  # a clean exit removes the snapshot
+    w2.close()  # a clean exit removes the snapshot once the user discarded (or saved) the work
+    assert w2.asked == ["closing"]
     assert autosave.read_snapshot() is None
 
 
@@ -184,14 +186,37 @@ def test_a_bad_model_folder_keeps_the_loaded_model_and_is_not_remembered(window,
     assert w.settings.model_path == tiny_model_dir
 
 
-def test_resample_is_offered_only_for_a_run_the_worker_holds(window, make_window, qtbot, tmp_path):
+def test_a_reopened_run_can_be_resampled_and_run_again(window, make_window, qtbot, tmp_path):
     fill(window, qtbot, range(10, 16))
     assert window.playback.resample_btn.isEnabled() and window.actions_["resample"].isEnabled()
     path = tmp_path / "run.json"
     assert window.export_run(path)
+    recorded = list(window.runner.run.steps)
     w2 = make_window()
     assert w2.open_file(path)
+    assert w2.runner.run.options == window.runner.run.options  # the panel shows the run's options
+    assert w2.panel_matches(w2.runner.run)
     w2.runner.seek(3)
     assert w2.playback.back_btn.isEnabled()
-    assert not w2.playback.resample_btn.isEnabled()  # a run from a file has no session to branch
-    assert not w2.actions_["resample"].isEnabled()
+    assert w2.playback.resample_btn.isEnabled() and w2.actions_["resample"].isEnabled()
+    seed = w2.order_panel.seed.value()
+    w2.resample()  # the worker rebuilds a session from the 3 recorded steps and samples the rest
+    qtbot.waitUntil(lambda: w2.runner.run.done and not w2.runner.running and not w2.client.busy, timeout=20_000)
+    run = w2.runner.run
+    assert run.steps[:3] == recorded[:3]
+    assert [s.index for s in run.steps] == list(range(len(run.steps)))
+    assert sorted(p for s in run.steps for p in s.positions) == list(range(10, 16))
+    assert run.steps[3].cumulative_bits == recorded[2].cumulative_bits + run.steps[3].step_bits
+    assert run.steps[3].network_calls == recorded[2].network_calls + 1
+    assert run.options.seed == seed + 1 == w2.order_panel.seed.value()
+    assert w2.mdoc.state().display == run.result() and w2.mdoc.state().masked == ()
+    # Run at the end of a complete run plays it again (never "Nothing to fill")
+    w2.run_fill()
+    qtbot.waitUntil(lambda: w2.runner.view == len(run.steps) and not w2.runner.running, timeout=10_000)
+    assert not any("Nothing to fill" in m for m in w2.messages)
+    assert w2.runner.run is run and w2.mdoc.state().display == run.result()
+    # and it can be resampled again from an earlier step, before the rebuilt session's start
+    w2.runner.seek(1)
+    w2.resample()
+    qtbot.waitUntil(lambda: w2.runner.run.done and not w2.runner.running and not w2.client.busy, timeout=20_000)
+    assert w2.runner.run.steps[:1] == recorded[:1] and w2.last_error is None
