@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "ardm_core.cli_train",  # corpus build, train, eval
     "ardm_core.cli_decode",  # infill, sample, score
     "ardm_core.cli_compress",  # compress, decompress
+    "ardm_core.cli_explain",  # explain
 ]
 
 
