@@ -245,7 +245,7 @@ def _auto_steps(L_bytes: bytes, window: int, tolerance: float) -> int:
 @lru_cache(maxsize=64)
 def _planned_sizes(L_bytes: bytes, k: int, n: int) -> tuple[int, ...]:
     L = np.frombuffer(L_bytes, dtype=np.float64)
-    sizes = tuple(int(x) for x in budget_schedule(L, k, start=0, n=n).sizes)
+    sizes = tuple(int(x) for x in budget_schedule(L, k, start=0, n=n, every_position=True).sizes)
     if sum(sizes) != n or len(sizes) > k or min(sizes) < 1:
         raise RuntimeError(f"budget_schedule returned an invalid plan {sizes} for n={n}, K={k}")
     return sizes

@@ -74,11 +74,13 @@ def test_cost_never_rises_with_more_steps_and_beats_naive():
 
 def test_long_plans_use_a_grid_and_stay_valid(monkeypatch):
     monkeypatch.setattr(budget, "MAX_EXACT", 32)
+    budget._planned.cache_clear()
     L = np.linspace(5.0, 1.0, 300)
     for K in (1, 7, 32, 50, 299, 300):
         s = budget_schedule(L, K)
         assert len(s.sizes) == K and sum(s.sizes) == 300 and min(s.sizes) >= 1
         assert s.expected_bits <= naive_schedule(L, K).expected_bits + 1e-9
+    budget._planned.cache_clear()  # the grid plans must not outlive the patch
 
 
 @pytest.mark.parametrize("K", [0, -1, 11])
@@ -95,3 +97,45 @@ def test_document_table():
     long = document_table(L, 640)
     assert len(long) == 640 and long[0] == L[0] and long[-1] == L[-1]
     assert np.all(np.diff(long) <= 0)
+
+
+@pytest.mark.parametrize("D", [3, 6, 9])
+def test_tables_with_runs_match_brute_force(D):
+    """Plans over the runs of equal L (and K past the number of runs) are still the least-cost plans."""
+    rng = np.random.default_rng(100 + D)
+    for _ in range(4):
+        L = np.round(random_table(rng, D) * 2) / 2  # half-bit steps: runs of equal values
+        for start in range(D):
+            n = D - start
+            for K in range(1, n + 1):
+                best = min(schedule_cost(L, c, start=start) for c in compositions(n, K))
+                s = budget_schedule(L, K, start=start)
+                assert len(s.sizes) == K and sum(s.sizes) == n and min(s.sizes) >= 1
+                assert s.expected_bits == pytest.approx(best, abs=1e-9)
+
+
+def test_budget_costs_past_the_runs_and_every_position_ties():
+    L = np.r_[[5.0] * 4, [3.0] * 6, [1.0] * 6]  # three runs
+    costs = budget_costs(L, 16)
+    for K in range(1, 17):
+        best = min(schedule_cost(L, c) for c in compositions(16, K))
+        assert costs[K - 1] == pytest.approx(best)
+    # every_position: the earliest boundary wins each tie, over all positions
+    s = budget_schedule(L, 5, every_position=True)
+    assert s.expected_bits == pytest.approx(costs[4]) and s.sizes == (1, 1, 2, 6, 6)
+    assert budget_schedule(L, 5).sizes == (4, 3, 3, 3, 3)  # over the runs: extra steps split the largest runs
+
+
+def test_long_documents_plan_over_runs_exactly():
+    """A document table (a window table resampled) has at most D runs: n = 20,000 plans fast and exactly."""
+    L = np.r_[np.linspace(6, 2.5, 30), np.linspace(2.5, 2.0, 226)]
+    L = np.round(L * 64) / 64
+    table = document_table(L, 20000)
+    s = budget_schedule(table, 100)
+    assert len(s.sizes) == 100 and sum(s.sizes) == 20000
+    # exact: the plan over every position (slower) costs the same
+    runs = np.flatnonzero(np.r_[True, table[1:] != table[:-1]])
+    assert len(runs) <= 256
+    small = document_table(L, 600)
+    assert budget_schedule(small, 40).expected_bits == pytest.approx(
+        budget_schedule(small, 40, every_position=True).expected_bits, abs=1e-9)
