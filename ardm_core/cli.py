@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "ardm_core.cli_decode",  # infill, sample, score
     "ardm_core.cli_compress",  # compress, decompress
     "ardm_core.cli_explain",  # explain
+    "ardm_core.cli_finetune",  # finetune
 ]
 
 
