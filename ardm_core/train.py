@@ -11,6 +11,7 @@ windows, gradients are averaged, rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
@@ -31,11 +32,12 @@ from .device import describe_device, resolve_device
 from .fileio import DataError
 from .model import ARDMTransformer, ModelConfig, preset_config
 from .objective import LN2, ar_loss, ardm_loss
-
-OBJECTIVES = {"ardm": ardm_loss, "ar": ar_loss}
 from .stages import load_stage_map
 from .upscale import StageTables, upscale_loss, upscale_network
 from .vocab import Vocab, train_vocab
+
+OBJECTIVES = {"ardm": ardm_loss, "ar": ar_loss}
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -67,6 +69,8 @@ class TrainConfig:
     span_mix: float = 0.0  # ardm only: fraction of windows trained under span orders (contiguous infill)
     upscale: str | None = None  # depth upscaling: "default" or a stage-map JSON file (see ardm_core/stages.py)
     upscale_context: float = 0.5  # upscaling: share of windows with a fully known context set (infilling)
+    minutes: float = 0.0  # stop (finished, saved) after this many minutes of training; the cosine then follows time (0 = steps only)
+    precision: str = "fp32"  # fp32, or bf16: autocast the forward on CUDA (weights, optimiser and EMA stay fp32)
 
 
 # -- events --------------------------------------------------------------------------
@@ -115,10 +119,14 @@ class TrainFinished:
 TrainEvent = TrainStarted | TrainStep | Validated | Saved | TrainFinished
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
+    """Linear warm-up, then cosine to lr * min_lr_ratio over the steps, or over the
+    time budget when ``cfg.minutes`` is set and runs out first (``elapsed`` in seconds)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     frac = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    if cfg.minutes > 0:
+        frac = max(frac, min(1.0, elapsed / (cfg.minutes * 60.0)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
@@ -186,6 +194,10 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         raise ValueError("--span-mix applies to the ardm objective only")
     if cfg.upscale and (cfg.objective != "ardm" or cfg.span_mix):
         raise ValueError("--upscale trains the staged ardm objective; it does not combine with --objective ar or --span-mix")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"--precision {cfg.precision!r}: choose from {', '.join(PRECISIONS)}")
+    if not (math.isfinite(cfg.minutes) and 0 <= cfg.minutes <= 7 * 24 * 60):
+        raise ValueError(f"--minutes must be between 0 (no limit) and {7 * 24 * 60} (got {cfg.minutes})")
     loss_fn = OBJECTIVES[cfg.objective]
     loss_opts = {"span_mix": cfg.span_mix} if cfg.span_mix else {}
     if not cfg.data:
@@ -322,15 +334,22 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
     step = start_step
     interrupted = False
     net.train()
+    # bf16 autocast only where the hardware has it (CUDA); on a CPU without bf16 units it is several times slower
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.precision == "bf16" and dev.type == "cuda"
+                else contextlib.nullcontext())
     while step < cfg.steps:
         if stop.is_set():
             interrupted = True
             break
-        lr = lr_at(step, cfg)
+        elapsed = time.perf_counter() - t0
+        if cfg.minutes > 0 and elapsed >= cfg.minutes * 60.0:
+            break  # the time budget is spent: finish normally (saved, not "interrupted")
+        lr = lr_at(step, cfg, elapsed)
         for g in opt.param_groups:
             g["lr"] = lr
         batch = sampler.sample(cfg.batch_size, gen).to(dev)
-        out_loss = loss_fn(model, batch, generator=mgen, stratified=cfg.stratified, ce_weight=cfg.ce_weight, **loss_opts)
+        with autocast:
+            out_loss = loss_fn(model, batch, generator=mgen, stratified=cfg.stratified, ce_weight=cfg.ce_weight, **loss_opts)
         opt.zero_grad(set_to_none=True)
         out_loss.loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
@@ -352,7 +371,8 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
             rate_t, rate_step = now, step
         eta = (cfg.steps - step) * cfg.batch_size * cfg.block_size * world / max(cps, 1e-9)
         yield TrainStep(step, cfg.steps, smoothed, lr, cps, eta)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        last = step == cfg.steps or (cfg.minutes > 0 and now - t0 >= cfg.minutes * 60.0)
+        if step % cfg.eval_every == 0 or last:
             bpc, se = validate(ema, valid_sampler, cfg.eval_batches, cfg.batch_size, dev, seed=cfg.seed, loss_fn=valid_loss_fn)
             yield Validated(step, bpc, se)
         if step % cfg.save_every == 0 and step < cfg.steps:
