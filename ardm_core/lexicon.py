@@ -110,7 +110,7 @@ def build_lexicon_bytes(text: str, *, min_count: int = 2, source: str = "") -> b
 
 
 # -- the lexicon -----------------------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)
 class Lexicon:
     """Lower-case words with counts, and the token-type bigram counts.
 
@@ -180,10 +180,15 @@ class Lexicon:
         extra = Counter(w.lower() for w in words if 0 < len(w) <= MAX_WORD_LEN)
         if not extra:
             return self
+        key = ("with", weight, tuple(sorted(extra.items())))
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
         counts = dict(self.counts)
         for w, c in extra.items():
             counts[w] = counts.get(w, 0) + weight * c
-        return Lexicon(counts, self.types, self.bigrams, self.source)
+        out = self._cache[key] = Lexicon(counts, self.types, self.bigrams, self.source)
+        return out
 
     # -- spans ----------------------------------------------------------------------------------
     def span(self, pattern: tuple[int, ...]) -> tuple[float, np.ndarray] | None:
@@ -559,6 +564,31 @@ class WordConstraint:
         self.prior.fill(p, c)
 
 
+@dataclass(frozen=True, eq=False)
+class WordsOptions:
+    """Real words only, as an option of a decoding session."""
+
+    lexicon: Lexicon
+    prior_weight: float = 1.0  # exponent of the word prior in the product of experts; 0 = the hard constraint alone
+    document_words: bool = True  # also allow the words of the document being edited (runs that touch no mask)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.lexicon, Lexicon):
+            raise ValueError("words.lexicon must be a Lexicon (ardm_core.lexicon.load_lexicon)")
+        if not (isinstance(self.prior_weight, (int, float)) and 0.0 <= self.prior_weight <= 10.0):
+            raise ValueError(f"prior_weight must be a number in [0, 10] (got {self.prior_weight!r})")
+
+    def lexicon_for(self, text: str, masked) -> Lexicon:
+        return self.lexicon.with_words(document_words(text, masked)) if self.document_words else self.lexicon
+
+    def constraint(self, vocab_chars: Sequence[str], text: str, masked) -> "WordConstraint":
+        """A fresh constraint for ``text`` with ``masked`` positions still open."""
+        chars: list[str | None] = list(text)
+        for p in np.asarray(masked, dtype=np.int64).tolist():
+            chars[p] = None
+        return WordConstraint(self.lexicon_for(text, masked), vocab_chars, chars, prior_weight=self.prior_weight)
+
+
 def nonwords(text: str, lexicon: Lexicon, positions: Iterable[int]) -> list[str]:
     """Letter runs of ``text`` that touch (contain or border) one of ``positions`` and are not lexicon words."""
     pos = sorted(set(int(p) for p in positions))
@@ -571,6 +601,6 @@ def nonwords(text: str, lexicon: Lexicon, positions: Iterable[int]) -> list[str]
     return out
 
 
-__all__ = ["Lexicon", "LexiconError", "RegionPrior", "RegionResult", "WordConstraint", "WordsReport", "build_lexicon_bytes",
+__all__ = ["Lexicon", "LexiconError", "RegionPrior", "RegionResult", "WordConstraint", "WordsOptions", "WordsReport", "build_lexicon_bytes",
            "count_tokens", "default_lexicon_path", "document_words", "load_lexicon", "nonwords", "parse_lexicon",
            "shipped_lexicon", "WORD_RE"]

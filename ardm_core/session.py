@@ -18,6 +18,7 @@ The app, the CLI and compression use only this module's public names
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -54,6 +55,18 @@ class DecodeStep:
     windows: int = 1  # windows batched into this step's one network call
     known_before: int = 0  # characters known (not masked) in the document before this step
     stage: int = -1  # depth upscaling: the stage this step decides (0 = coarsest); -1 for a plain model
+    constrained_bits: tuple[float, ...] = ()  # real words only: -log2 p(chosen char) under the constrained, renormalised distribution
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """What one step needs from the network: log-probabilities at ``targets`` (see ``DecodeSession.step_request``)."""
+
+    index: int
+    remaining: np.ndarray  # positions still masked
+    size: int  # positions this step fills
+    picked: np.ndarray | None  # fixed orders: the positions, in fill order; dynamic orders: None (decided from the rows)
+    targets: np.ndarray  # positions whose rows the step needs
 
 
 def plan_budget(L, K: int, n: int, n_text: int, planner: str = "dp") -> Schedule:
@@ -114,7 +127,7 @@ class DecodeSession(StepTotals):
 
     def __init__(self, model: LoadedModel, text: str, masked, *, order: str = "confidence", steps: int | None = None,
                  explicit: Sequence[int] | None = None, sampling: SamplingOptions = SamplingOptions(), seed: int = 0,
-                 planner: str = "dp", precision: str = "fp32"):
+                 planner: str = "dp", precision: str = "fp32", words=None):
         if not isinstance(text, str):
             raise ValueError("text must be a string")
         if not isinstance(sampling, SamplingOptions):
@@ -160,6 +173,13 @@ class DecodeSession(StepTotals):
         self._offset = int(getattr(model, "token_offset", 0))
         self._final = bool(getattr(model, "final_stage", True))  # symbols are characters (<unk> = 0)
         self.stage = int(getattr(model, "stage", -1))
+        # real words only (ardm_core.lexicon.WordsOptions): a constraint that sees every write
+        self.words = words
+        self._words = None
+        if words is not None:
+            if getattr(model, "symbols", None) is not None or not self._final or self._offset:
+                raise ValueError("real words only works with a plain (character) model, not a stage of an upscaling model")
+            self._words = words.constraint(self.vocab.chars, text, self.masked_positions)
         self._ids = self.vocab.encode(text)  # (N,) int64; <unk> stays as context
         blank = getattr(model, "blank", None)
         self._blank = np.full(len(text), self._mask_id, dtype=np.int64) if blank is None else np.asarray(blank, dtype=np.int64)
@@ -195,11 +215,17 @@ class DecodeSession(StepTotals):
         self._ids[positions] = tokens
         self._doc[torch.as_tensor(positions, device=self._doc.device)] = torch.as_tensor(tokens, device=self._doc.device)
         self._open[np.searchsorted(self.masked_positions, positions)] = False
+        if self._words is not None:
+            for p, i in zip(positions.tolist(), ids.tolist()):
+                self._words.fill(p, self._symbol(i, p))
 
     def _unwrite(self, positions: np.ndarray) -> None:
         self._ids[positions] = self._blank[positions]
         self._doc[torch.as_tensor(positions, device=self._doc.device)] = torch.as_tensor(self._blank[positions], device=self._doc.device)
         self._open[np.searchsorted(self.masked_positions, positions)] = True
+        if self._words is not None:
+            for p in positions.tolist():
+                self._words.fill(p, None)
 
     def _symbol(self, i: int, p: int) -> str:
         return self._symbols[i] if (i or not self._final) else self.text[p]  # <unk> keeps the original
@@ -210,28 +236,62 @@ class DecodeSession(StepTotals):
         if self.done:
             return None
         t0 = time.perf_counter()
+        req = self.step_request()
+        with self.network_context():
+            rows_t, n_win = window_logprobs(self.model.net, self._doc, req.targets, self.D)
+        return self.step_finish(req, rows_t, n_win, t0)
+
+    def network_context(self):
+        """The context every forward pass of this session runs in (no autograd; bf16 when asked)."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(torch.autocast(self._doc.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"))
+        return stack
+
+    @property
+    def document_ids(self) -> torch.Tensor:
+        """(N,) the ids the network sees now (known, filled, or the blank token where masked); read only."""
+        return self._doc
+
+    @property
+    def unconstrained_regions(self) -> list[tuple[int, int]]:
+        """Real words only: (start, end) of regions that no lexicon fill could satisfy, filled unconstrained."""
+        return list(self._words.report.unconstrained) if self._words is not None else []
+
+    def step_request(self) -> StepRequest:
+        """The first half of ``step``: which rows the next step needs. Callers that batch several sessions
+        into one network call (``ardm_core.alternatives``) call this, run the network, then ``step_finish``."""
+        if self.done:
+            raise RuntimeError("the session is done")
         index = len(self.steps)
         remaining = self.masked_positions[self._open]
         size = self._size(index, len(remaining))
         st = self._state
         st.remaining, st.max_prob, st.entropy = remaining, None, None
-        net = self.model.net
-        with torch.inference_mode(), torch.autocast(self._doc.device.type, dtype=torch.bfloat16,
-                                                    enabled=self.precision == "bf16"):
-            if self._order_fn.dynamic:  # the order needs the model's view of every remaining position
-                rows_t, n_win = window_logprobs(net, self._doc, remaining, self.D)
-                rows_all = rows_t.double().cpu().numpy()
-                st.max_prob, st.entropy = np.exp(rows_all.max(axis=1)), entropy_bits(rows_all)
-                picked = np.asarray(self._order_fn(st, size), dtype=np.int64)
-                rows = rows_all[np.searchsorted(remaining, picked)]
-            else:
-                picked = np.asarray(self._order_fn(st, size), dtype=np.int64)
-                rows_t, n_win = window_logprobs(net, self._doc, picked, self.D)
-                rows = rows_t.double().cpu().numpy()
+        if self._order_fn.dynamic:  # the order needs the model's view of every remaining position
+            return StepRequest(index, remaining, size, None, remaining)
+        picked = np.asarray(self._order_fn(st, size), dtype=np.int64)
+        return StepRequest(index, remaining, size, picked, picked)
+
+    def step_finish(self, req: StepRequest, rows_t: torch.Tensor, n_win: int, t0: float | None = None) -> DecodeStep:
+        """The second half of ``step``: choose and write the characters from the rows (k, V) at ``req.targets``."""
+        t0 = time.perf_counter() if t0 is None else t0
+        index, remaining, size, st = req.index, req.remaining, req.size, self._state
+        if req.picked is None:
+            rows_all = rows_t.double().cpu().numpy()
+            st.max_prob, st.entropy = np.exp(rows_all.max(axis=1)), entropy_bits(rows_all)
+            picked = np.asarray(self._order_fn(st, size), dtype=np.int64)
+            rows = rows_all[np.searchsorted(remaining, picked)]
+        else:
+            picked = req.picked
+            rows = rows_t.double().cpu().numpy()
         if len(picked) != size:
             raise RuntimeError(f"order {self.order!r} picked {len(picked)} positions, expected {size}")
+        cbits: tuple[float, ...] = ()
         if self._forced is not None:
             ids = self._forced[picked]
+        elif self._words is not None:
+            ids, cbits = self._choose_words(picked, rows, np.random.default_rng([self.seed % 2**64, 1, index]))
         else:
             ids = choose(rows, self.sampling, np.random.default_rng([self.seed % 2**64, 1, index]), unk_column=self._final)
         s = summarize(rows, ids)
@@ -257,10 +317,25 @@ class DecodeSession(StepTotals):
             windows=n_win,
             known_before=len(self.text) - len(remaining),
             stage=self.stage,
+            constrained_bits=cbits,
         )
         self.steps.append(out)
         self._step_ids.append(ids)
         return out
+
+    def _choose_words(self, picked: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
+        """Real words only: the positions of one step, in fill order, each from the same network output
+        restricted to the characters that keep a lexicon completion possible given those already chosen
+        (so positions filled in parallel stay consistent). Returns ids and constrained bits."""
+        ids = np.empty(len(picked), dtype=np.int64)
+        cbits = []
+        for j, p in enumerate(picked.tolist()):
+            adj, _ = self._words.adjust(p, rows[j])
+            i = int(choose(adj[None, :], self.sampling, rng)[0])
+            ids[j] = i
+            cbits.append(float(-adj[i] * LOG2E))
+            self._words.fill(p, self._symbol(i, p))
+        return ids, tuple(cbits)
 
     def run(self) -> Iterator[DecodeStep]:
         """Steps until done (a generator: the caller may stop between steps)."""
@@ -276,7 +351,7 @@ class DecodeSession(StepTotals):
         self._unwrite(np.asarray(st.positions, dtype=np.int64))
         return st
 
-    _BRANCH_KEYS = ("seed", "order", "sampling", "steps", "explicit", "planner")
+    _BRANCH_KEYS = ("seed", "order", "sampling", "steps", "explicit", "planner", "words")
 
     def branch(self, at_step: int, **changes) -> "DecodeSession":
         """A new session holding this one's first ``at_step`` steps, then stepping on with ``changes``.
@@ -291,7 +366,7 @@ class DecodeSession(StepTotals):
         if not isinstance(at_step, (int, np.integer)) or not 0 <= at_step <= len(self.steps):
             raise ValueError(f"at_step must be between 0 and {len(self.steps)} (steps taken), got {at_step!r}")
         kw = dict(order=self.order, explicit=self._explicit_arg, sampling=self.sampling, seed=self.seed, planner=self.planner,
-                  precision=self.precision)
+                  precision=self.precision, words=self.words)
         kw.update({k: v for k, v in changes.items() if k != "steps"})
         new = DecodeSession(self.model, self.text, self.masked_positions, steps=None, **kw)
         new._forced, new._free = self._forced, self._free
@@ -422,4 +497,4 @@ def _score_fixed(s: DecodeSession, truth: np.ndarray, batch_rows: int) -> tuple[
     return bits, len(groups)
 
 
-__all__ = ["DecodeSession", "DecodeStep", "SamplingOptions", "ScoreResult", "score", "parse_mask", "order_names", "PLANNERS"]
+__all__ = ["DecodeSession", "DecodeStep", "StepRequest", "SamplingOptions", "ScoreResult", "score", "parse_mask", "order_names", "PLANNERS"]

@@ -78,4 +78,40 @@ def window_logprobs(net, doc: torch.Tensor, targets: np.ndarray, D: int, *, max_
     return out, len(starts)
 
 
-__all__ = ["plan_windows", "window_logprobs"]
+@torch.inference_mode()
+def window_logprobs_many(net, docs: list[torch.Tensor], targets: list[np.ndarray], D: int, *,
+                         max_batch: int = 32) -> tuple[list[torch.Tensor], int]:
+    """``window_logprobs`` for several documents of one length at once: every window of every document in
+    one batched forward pass (split only to bound memory), so the whole batch is ONE network call.
+
+    Returns each document's rows (k_i, V) in the order of its targets, and the windows used in all.
+    """
+    if not docs:
+        return [], 0
+    N = int(docs[0].shape[0])
+    dev = docs[0].device
+    W = min(N, D)
+    batch, picks = [], []  # picks: (doc, row in batch, offset in window, target index) per target
+    for d, (doc, tg) in enumerate(zip(docs, targets)):
+        tg = np.asarray(tg, dtype=np.int64)
+        order = np.argsort(tg, kind="stable")
+        starts, owner = plan_windows(tg[order], N, D)
+        base = len(batch)
+        batch.extend((doc, int(s0)) for s0 in starts)
+        picks.append((base + owner, tg[order] - starts[owner], order))
+    offs = torch.arange(W, device=dev)
+    chunks = []
+    for b in range(0, len(batch), max_batch):
+        rows = torch.stack([doc[s0 + offs] for doc, s0 in batch[b:b + max_batch]])  # (w, W)
+        chunks.append(net(rows))  # (w, W, V)
+    logp = torch.cat(chunks)  # (all windows, W, V)
+    out = []
+    for row, off, order in picks:
+        r = logp[torch.as_tensor(row, device=dev), torch.as_tensor(off, device=dev)]
+        res = torch.empty_like(r)
+        res[torch.as_tensor(order, device=dev)] = r
+        out.append(res)
+    return out, len(batch)
+
+
+__all__ = ["plan_windows", "window_logprobs", "window_logprobs_many"]
