@@ -177,7 +177,7 @@ class DecodeSession(StepTotals):
         self.words = words
         self._words = None
         if words is not None:
-            if getattr(model, "symbols", None) is not None or not self._final or self._offset:
+            if getattr(model, "symbols", None) is not None or getattr(model, "is_upscale", False) or not self._final or self._offset:
                 raise ValueError("real words only works with a plain (character) model, not a stage of an upscaling model")
             self._words = words.constraint(self.vocab.chars, text, self.masked_positions)
         self._ids = self.vocab.encode(text)  # (N,) int64; <unk> stays as context
