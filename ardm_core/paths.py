@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from platformdirs import user_cache_dir, user_config_dir, user_data_dir
 
 APP_NAME = "ardm-studio"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -15,12 +14,13 @@ def default_model_dir() -> Path:
     return ASSETS / "models" / "default"
 
 
-def default_test_file() -> Path:
-    """The default corpus's test split: a built corpus if present, else the copy shipped in assets/."""
-    for built in (Path("data/corpus/test.txt"), REPO_ROOT / "data" / "corpus" / "test.txt"):
+def default_test_file(split: str = "test") -> Path:
+    """A test split of the default corpus (``test`` or ``modern_test``): a built
+    corpus if present, else the copy shipped in assets/."""
+    for built in (Path(f"data/corpus/{split}.txt"), REPO_ROOT / "data" / "corpus" / f"{split}.txt"):
         if built.exists():
             return built
-    return ASSETS / "corpus" / "test.txt"
+    return ASSETS / "corpus" / f"{split}.txt"
 
 
 def upscale_model_dir() -> Path:
@@ -28,12 +28,18 @@ def upscale_model_dir() -> Path:
 
 
 def data_dir() -> Path:
+    from platformdirs import user_data_dir  # imported here: the training path runs where platformdirs is absent
+
     return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
 def config_dir() -> Path:
+    from platformdirs import user_config_dir
+
     return Path(user_config_dir(APP_NAME, appauthor=False))
 
 
 def cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
     return Path(user_cache_dir(APP_NAME, appauthor=False))
