@@ -27,7 +27,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .fileio import atomic_write_bytes, atomic_write_json
+from .config_check import MAX_ABS_WEIGHT, MAX_CONFIG_BYTES, check_config, check_model_config, count_params, parse_json
+from .fileio import DataError, atomic_write_bytes, atomic_write_json, read_limited
 from .model import ARDMTransformer, ModelConfig
 from .vocab import Vocab, VocabError
 
@@ -36,6 +37,8 @@ FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 VOCAB = "vocab.model"
+MAX_VOCAB_BYTES = 4 << 20  # a char model of a few hundred symbols is a few KB
+MAX_HEADER_BYTES = 16 << 20  # safetensors JSON header beside the tensor data
 
 
 class ModelFileError(ValueError):
@@ -78,14 +81,18 @@ def _fingerprint(weights: bytes, vocab_proto: bytes) -> str:
     return h.hexdigest()
 
 
-def state_to_bytes(state: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> bytes:
+def _cpu_state(state: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in state.items():
         v = v.detach().cpu()
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         out[k] = v.contiguous()
-    return st_save(out)
+    return out
+
+
+def state_to_bytes(state: dict[str, torch.Tensor], dtype: torch.dtype | None = None) -> bytes:
+    return st_save(_cpu_state(state, dtype))
 
 
 def save_model(
@@ -99,15 +106,23 @@ def save_model(
     stages: dict | None = None,
     stage_loss_by_known: list | None = None,
 ) -> Path:
-    """Write a model folder atomically: build it beside the target, then swap it in."""
+    """Write a model folder atomically: build it beside the target, then swap it in.
+
+    Weights holding NaN or an infinity (also after conversion to ``dtype``) are refused: a
+    model that cannot compute is never written.
+    """
     path = Path(path)
+    state = _cpu_state(net.state_dict(), dtype)
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise ModelFileError(f"{path}: not written: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])})")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot write the model folder ({exc.strerror})") from None
     try:
-        weights = state_to_bytes(net.state_dict(), dtype)
+        weights = st_save(state)
         atomic_write_bytes(tmp / WEIGHTS, weights)
         vocab.save(tmp / VOCAB)
         cfg = {
@@ -142,69 +157,99 @@ def save_model(
     return path
 
 
+def _read(path: Path, limit: int, what: str) -> bytes:
+    try:
+        return read_limited(path, limit, what)
+    except DataError as exc:
+        raise ModelFileError(str(exc)) from None
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """A model folder's config.json, read with limits and checked against the schema (ardm_core.config_check)."""
+    cfg_path = Path(path) / CONFIG
+    data = _read(cfg_path, MAX_CONFIG_BYTES, "model config")
+    try:
+        return check_config(parse_json(data), format_name=FORMAT, format_version=FORMAT_VERSION, default_vocab=VOCAB)
+    except ValueError as exc:
+        raise ModelFileError(f"{cfg_path}: {exc}") from None
+
+
+def nonfinite_tensors(state: dict[str, torch.Tensor], max_abs: float = float("inf")) -> list[str]:
+    """Names of floating tensors holding NaN, an infinity, or a value larger than ``max_abs``."""
+    bad = []
+    for k, v in state.items():
+        if v.is_floating_point() and v.numel():
+            a = v.detach().float().abs().max()
+            if not bool(torch.isfinite(a)) or float(a) > max_abs:
+                bad.append(k)
+    return bad
+
+
+def expected_shapes(mcfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of the network a config describes, without allocating it."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in ARDMTransformer(mcfg).state_dict().items()}
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a model folder. Everything in it is checked (schema, sizes, hashes, shapes, finite
+    weights) before the network is built; every failure is one ModelFileError line naming the file."""
     path = Path(path)
     if not path.is_dir():
         raise ModelFileError(f"{path}: model folder not found (expected a folder with {WEIGHTS}, {CONFIG}, {VOCAB})")
     cfg_path = path / CONFIG
+    cfg = read_config(path)
     try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(f"{cfg_path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{cfg_path}: not valid JSON ({exc})") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise ModelFileError(f"{cfg_path}: not an ARDM model config (format must be {FORMAT!r})")
-    if cfg.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{cfg_path}: format version {cfg.get('format_version')} is newer than this program supports ({FORMAT_VERSION}); update ARDM Studio")
-    try:
-        mcfg = ModelConfig.from_dict(cfg["model"])
-    except (KeyError, TypeError, ValueError) as exc:
+        mcfg = ModelConfig(**cfg["model"])
+    except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{cfg_path}: bad network config ({exc})") from None
     vocab_path = path / cfg.get("vocab_file", VOCAB)
     try:
-        vocab = Vocab.load(vocab_path)
+        vocab = Vocab.from_proto(_read(vocab_path, MAX_VOCAB_BYTES, "vocabulary"))
     except VocabError as exc:
-        raise ModelFileError(str(exc)) from None
+        raise ModelFileError(f"{vocab_path}: {exc}") from None
     if cfg.get("vocab_sha256") and cfg["vocab_sha256"] != vocab.sha256:
         raise ModelFileError(f"{vocab_path}: does not match {CONFIG} (sha256 differs); the folder mixes files of different models")
     if vocab.size != mcfg.vocab_size:
         raise ModelFileError(f"{vocab_path}: has {vocab.size} symbols but the network expects {mcfg.vocab_size}")
-    w_path = path / WEIGHTS
-    try:
-        weights = w_path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{w_path}: missing") from None
-    if cfg.get("weights_sha256") and hashlib.sha256(weights).hexdigest() != cfg["weights_sha256"]:
-        raise ModelFileError(f"{w_path}: corrupted or truncated (sha256 does not match {CONFIG})")
-    try:
-        state = st_load(weights)
-    except (SafetensorError, Exception) as exc:  # safetensors raises several types for bad headers
-        raise ModelFileError(f"{w_path}: not a readable safetensors file ({exc})") from None
-    net = ARDMTransformer(mcfg)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    missing, unexpected = set(net.state_dict()) - set(state), set(state) - set(net.state_dict())
-    if missing or unexpected:
-        raise ModelFileError(f"{w_path}: tensors do not match the config (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelFileError(f"{w_path}: tensor shapes do not match the config ({str(exc)[:200]})") from None
-    net.eval().to(device)
-    lbk = cfg.get("loss_by_known")
     stages, stage_lbk = None, None
     if mcfg.n_class_tokens:
         from .stages import load_stage_map
 
         try:
-            stages = load_stage_map(cfg.get("stages"), vocab.chars)
-        except ValueError as exc:
+            stages = load_stage_map(cfg["stages"], vocab.chars)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ModelFileError(f"{cfg_path}: bad stage map ({exc})") from None
         if stages.n_class_tokens != mcfg.n_class_tokens or stages.S != mcfg.n_stage:
             raise ModelFileError(f"{cfg_path}: the stage map does not match the network ({stages.n_class_tokens} class symbols in "
                                  f"{stages.S} stages, the network has {mcfg.n_class_tokens} in {mcfg.n_stage})")
         if cfg.get("stage_loss_by_known"):
             stage_lbk = [np.asarray(t, dtype=np.float64) for t in cfg["stage_loss_by_known"]]
+    shapes = expected_shapes(mcfg)
+    n_values = sum(int(np.prod(s)) for s in shapes.values())
+    w_path = path / WEIGHTS
+    weights = _read(w_path, 4 * n_values + MAX_HEADER_BYTES, "weights file of this config")
+    if cfg.get("weights_sha256") and hashlib.sha256(weights).hexdigest() != cfg["weights_sha256"]:
+        raise ModelFileError(f"{w_path}: corrupted or truncated (sha256 does not match {CONFIG})")
+    try:
+        state = st_load(weights)
+    except (SafetensorError, Exception) as exc:  # safetensors raises several types for bad headers
+        raise ModelFileError(f"{w_path}: not a readable safetensors file ({exc})") from None
+    missing, unexpected = set(shapes) - set(state), set(state) - set(shapes)
+    if missing or unexpected:
+        raise ModelFileError(f"{w_path}: tensors do not match the config (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
+    for k, shape in shapes.items():
+        if tuple(state[k].shape) != shape or not state[k].is_floating_point():
+            raise ModelFileError(f"{w_path}: tensor {k} is {str(state[k].dtype).replace('torch.', '')} {list(state[k].shape)}, "
+                                 f"the config needs floating point {list(shape)}")
+    bad = nonfinite_tensors(state, MAX_ABS_WEIGHT)
+    if bad:
+        raise ModelFileError(f"{w_path}: {len(bad)} tensor(s) hold NaN, infinite or implausibly large values "
+                             f"({', '.join(bad[:3])}); the model is unusable (retrain, or restore an earlier checkpoint)")
+    net = ARDMTransformer(mcfg)
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    net.eval().to(device)
+    lbk = cfg.get("loss_by_known")
     return LoadedModel(
         net=net,
         vocab=vocab,
@@ -220,14 +265,13 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
 
 def update_model_config(path: str | os.PathLike, **updates: Any) -> None:
     """Rewrite chosen top-level fields of a model's config.json atomically."""
-    cfg_path = Path(path) / CONFIG
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg = read_config(path)
     for k, v in updates.items():
         if k == "meta":
             cfg.setdefault("meta", {}).update(v)
         else:
             cfg[k] = v
-    atomic_write_json(cfg_path, cfg)
+    atomic_write_json(Path(path) / CONFIG, cfg)
 
 
 # -- resumable training state -------------------------------------------------------
@@ -245,9 +289,11 @@ def save_training_state(run_dir: Path, tensors: dict[str, torch.Tensor], info: d
     prev = None
     if (run_dir / STATE_JSON).exists():
         try:
-            prev = json.loads((run_dir / STATE_JSON).read_text())["tensors"]
-        except (ValueError, KeyError):
+            prev = parse_json(_read(run_dir / STATE_JSON, MAX_CONFIG_BYTES, "training state"))["tensors"]
+        except (ValueError, KeyError, TypeError):
             prev = None
+        if type(prev) is not str or not prev.startswith("state-") or Path(prev).name != prev:
+            prev = None  # only ever delete a state file of this folder
     atomic_write_json(run_dir / STATE_JSON, info)
     if prev and prev != name:
         try:
@@ -257,14 +303,32 @@ def save_training_state(run_dir: Path, tensors: dict[str, torch.Tensor], info: d
 
 
 def load_training_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The resumable state of a run folder, checked like a model folder (limits, schema, sha256, finite values)."""
     js = run_dir / STATE_JSON
     if not js.exists():
         return None
+    hint = f"delete {run_dir} (or use another --out) to start afresh"
     try:
-        info = json.loads(js.read_text())
-        data = (run_dir / info["tensors"]).read_bytes()
-    except (ValueError, KeyError, OSError) as exc:
-        raise ModelFileError(f"{js}: training state is unreadable ({exc}); delete {run_dir} to start afresh") from None
+        info = parse_json(_read(js, MAX_CONFIG_BYTES, "training state"))
+        if type(info) is not dict:
+            raise ValueError("not an object")
+        name = info.get("tensors")
+        if type(name) is not str or not name.startswith("state-") or not name.endswith(".safetensors") or "/" in name or "\\" in name:
+            raise ValueError(f"tensors must name a state-N.safetensors file in the run folder (got {name!r})")
+        if type(info.get("step")) is not int or info["step"] < 0:
+            raise ValueError(f"step must be an integer >= 0 (got {info.get('step')!r})")
+        mcfg = check_model_config(info.get("model"))
+        limit = 4 * 4 * count_params(mcfg) + MAX_HEADER_BYTES + (1 << 20)  # weights, EMA, two Adam moments, RNG, vocab
+    except ValueError as exc:
+        raise ModelFileError(f"{js}: training state is unreadable ({exc}); {hint}") from None
+    data = _read(run_dir / name, limit, "training state")
     if hashlib.sha256(data).hexdigest() != info.get("tensors_sha256"):
-        raise ModelFileError(f"{run_dir / info['tensors']}: corrupted (sha256 mismatch)")
-    return st_load(data), info
+        raise ModelFileError(f"{run_dir / name}: corrupted (sha256 mismatch); {hint}")
+    try:
+        tensors = st_load(data)
+    except Exception as exc:  # safetensors raises several types for bad headers
+        raise ModelFileError(f"{run_dir / name}: not a readable safetensors file ({exc}); {hint}") from None
+    bad = nonfinite_tensors(tensors)
+    if bad:
+        raise ModelFileError(f"{run_dir / name}: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}); {hint}")
+    return tensors, info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,29 @@ def read_file_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_limited(path: Path, limit: int, what: str = "file") -> bytes:
+    """Read an untrusted file of at most ``limit`` bytes: a regular file (a symlink to one is fine),
+    never a folder, device or pipe, and its size is checked before a byte is read."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise DataError(f"{path}: is a folder, expected a {what}")
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path}: not a regular file (a device, pipe or socket), expected a {what}")
+        if st.st_size > limit:
+            raise DataError(f"{path}: too big for a {what} ({st.st_size:,} bytes; at most {limit:,})")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing") from None
+    except OSError as exc:  # e.g. a symlink loop, no permission
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limit:  # it grew while being read
+        raise DataError(f"{path}: too big for a {what} (more than {limit:,} bytes)")
+    return data
 
 
 def read_utf8(path: Path) -> str:

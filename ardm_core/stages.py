@@ -98,6 +98,8 @@ class StageMap:
         self.assign: list[np.ndarray] = []
         for si, stage in enumerate(spec["stages"]):
             sname = stage.get("name", f"stage {si + 1}") if isinstance(stage, dict) else None
+            if sname is not None and not isinstance(sname, str):
+                raise DataError(f"stage map: stage {si + 1}: \"name\" must be a string")
             classes = stage.get("classes") if isinstance(stage, dict) else None
             if not isinstance(classes, list) or not classes:
                 raise DataError(f"stage map: stage {si + 1} needs a non-empty list of classes")
@@ -109,6 +111,9 @@ class StageMap:
             for j, c in enumerate(classes):
                 if not isinstance(c, dict) or not isinstance(c.get("name"), str):
                     raise DataError(f"stage map: stage {si + 1}, class {j + 1} needs a \"name\"")
+                for key in ("chars", "glyph", "colour"):
+                    if key in c and not isinstance(c[key], str):
+                        raise DataError(f"stage map: stage {si + 1}, class {c['name']!r}: \"{key}\" must be a string")
                 for ch in c.get("chars", ""):
                     i = index.get(ch)
                     if i is None:
