@@ -58,7 +58,7 @@ class PlaybackBar(QWidget):
         lay.addSpacing(12)
         self.timeline = QSlider(Qt.Horizontal)
         self.timeline.setRange(0, 0)
-        self._jump_style = _JumpStyle(self.timeline.style())
+        self._jump_style = _JumpStyle()  # no base argument: a proxy takes ownership of the style it is given
         self._jump_style.setParent(self)
         self.timeline.setStyle(self._jump_style)
         self.timeline.setToolTip("Recorded steps: drag to replay the fill")
