@@ -98,10 +98,10 @@ class Explanation:
 
 # -- finding the step and its context through the session's public record -----------------------
 def fill_step(steps: Sequence, position: int) -> int | None:
-    """Index of the step (a DecodeStep sequence) that filled ``position``; None if none did."""
-    for st in steps:
+    """Index in ``steps`` (DecodeSteps or step records) of the step that filled ``position``; None if none did."""
+    for i, st in enumerate(steps):
         if position in st.positions:
-            return st.index
+            return i
     return None
 
 
@@ -121,35 +121,50 @@ def explain_session(session, position: int, step: int | None = None, *, occlusio
     """Explain ``position`` of a DecodeSession at the step that filled it (or at ``step``).
 
     Uses the session's public record only: ``text``, ``masked_positions``,
-    ``steps`` and ``order``. At an explicit ``step`` the position must still be
-    unknown then (it is predicted at that step even if another step fills it).
+    ``steps`` and ``order``.
     """
-    model = session.model
-    n = len(session.text)
-    if not isinstance(position, (int, np.integer)) or not 0 <= position < n:
+    return explain_record(session.model, session.text, session.masked_positions, session.steps, position, step,
+                          order=session.order, occlusion=occlusion)
+
+
+def explain_record(model, text: str, masked: Sequence[int], steps: Sequence, position: int, step: int | None = None,
+                   *, order: str = "confidence", occlusion: bool = True) -> Explanation:
+    """Explain ``position`` of a recorded fill: ``steps`` are DecodeSteps (or records with
+    ``index``, ``positions`` and ``chars``) of a run over ``masked`` positions of ``text``.
+
+    At an explicit ``step`` the position must still be unknown then: its
+    prediction at that step is explained, whichever step fills it.
+    """
+    n = len(text)
+    if not isinstance(position, (int, np.integer)) or isinstance(position, bool) or not 0 <= position < n:
         raise ExplainError(f"position must be between 0 and {n - 1} (got {position!r})")
     position = int(position)
-    filled_at = fill_step(session.steps, position)
-    if position not in set(session.masked_positions.tolist()):
-        raise ExplainError(f"position {position} ({session.text[position]!r}) is known context, not a filled character; "
+    if any(getattr(st, "stage", -1) >= 0 for st in steps):
+        raise ExplainError("this is a coarse-to-fine run (an upscaling model decides it stage by stage); "
+                           "the attention view explains runs of a plain model")
+    filled_at = fill_step(steps, position)
+    if position not in set(np.asarray(masked, dtype=np.int64).tolist()):
+        raise ExplainError(f"position {position} ({text[position]!r}) is known context, not a filled character; "
                            "explain a masked position")
     if step is None:
         if filled_at is None:
             raise ExplainError(f"position {position} is not filled yet (run the fill past it, or pass a step)")
         step = filled_at
-    if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or not 0 <= step < len(session.steps):
-        raise ExplainError(f"step must be between 0 and {len(session.steps) - 1} (steps taken), got {step!r}")
+    if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or not 0 <= step < len(steps):
+        raise ExplainError(f"step must be between 0 and {len(steps) - 1} (steps taken), got {step!r}")
     step = int(step)
     if filled_at is not None and step > filled_at:
         raise ExplainError(f"position {position} was filled at step {filled_at}; at step {step} it is context, not predicted")
-    text, unknown = context_at(session.text, session.masked_positions, session.steps, step)
-    st = session.steps[step]
+    ctx, unknown = context_at(text, masked, steps, step)
     # the window the step's network call used: its targets were the step's positions, or for a
     # dynamic order every position still unknown (windows.plan_windows, as in DecodeSession.step)
-    targets = unknown if get_order(session.order).dynamic else np.asarray(st.positions, dtype=np.int64)
-    if position not in set(targets.tolist()):
-        targets = np.union1d(targets, [position])
-    return explain(model, text, unknown, position, targets=np.sort(targets), step=step, occlusion=occlusion)
+    try:
+        dynamic = get_order(order).dynamic
+    except ValueError:
+        dynamic = False
+    targets = unknown if dynamic else np.asarray(steps[step].positions, dtype=np.int64)
+    targets = np.union1d(targets, [position])
+    return explain(model, ctx, unknown, position, targets=targets, step=step, occlusion=occlusion)
 
 
 # -- the computation --------------------------------------------------------------------------
@@ -298,5 +313,5 @@ def to_json(ex: Explanation, *, layer: int | None = None, head: int | None = Non
     }
 
 
-__all__ = ["Explanation", "ExplainError", "explain", "explain_session", "fill_step", "context_at", "recorded_forward",
+__all__ = ["Explanation", "ExplainError", "explain", "explain_session", "explain_record", "fill_step", "context_at", "recorded_forward",
            "rollout", "occlusion_kl", "to_json", "AGGREGATE"]
