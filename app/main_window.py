@@ -23,6 +23,7 @@ from ardm_core.paths import ASSETS, default_model_dir
 from . import autosave
 from .compare_panel import ComparePanel
 from .editor import MaskEditor
+from .explain_overlay import ExplainOverlay
 from .highlighter import RunHighlighter
 from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, RunStarted, SchedulePlan
 from .mask_tools import MaskToolsPanel, positions_for
@@ -65,6 +66,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.actions_ = build_actions(self)
         build_menus(self, self.actions_)
         build_toolbar(self, self.actions_)
+        self.explainer = ExplainOverlay(self)  # Alt-click a filled character: what the model looked at
         self._build_statusbar()
         self._connect()
         self._apply_settings()

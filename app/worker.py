@@ -167,6 +167,12 @@ class EngineClient(QObject):
         ctl = self.control
         return self._queue("export", lambda: jobs.export_frames_job(ctl, run, n_steps, path, fmt))
 
+    def submit(self, kind: str, make: Callable[[Any], Iterator[Any]]) -> int:
+        """Queue a job of another module: ``make(state)`` returns its generator, run in the worker
+        thread with the worker's EngineState (the loaded model)."""
+        st = self._worker.state
+        return self._queue(kind, lambda *_: make(st))
+
     def pause(self) -> None:
         self.control.pause()
 
