@@ -2,9 +2,10 @@
 # Mix-weight measurement for the default corpus (bench/results/corpus_mix.md).
 # Each arm fine-tunes the same start for the same steps on a corpus built with other
 # modern-source weights, then is scored on the classic and the modern test splits.
-# Usage: bench/corpus_mix.sh START_MODEL WORK_DIR [STEPS]
+# The three arms train side by side, one thread each.
+# Usage: bench/corpus_mix.sh START_MODEL WORK_DIR [STEPS] [BATCH]
 set -e
-START=$1; WORK=$2; STEPS=${3:-120}
+START=$1; WORK=$2; STEPS=${3:-120}; BATCH=${4:-16}
 ARDM="${ARDM:-.venv/bin/ardm}"; PY="${PY:-.venv/bin/python}"
 mkdir -p "$WORK"
 for arm in "classic fortunes=0,jargon=0,debref=0,wordnet=0" \
@@ -18,9 +19,10 @@ w = {k: float(v) for k, v in (x.split('=') for x in sys.argv[2].split(','))}
 for line in build(sys.argv[1], weights=w): pass
 " "$WORK/corpus-$1" "$2"
   [ -f "$WORK/run-$1/model/model.safetensors" ] || $ARDM train --data "$WORK/corpus-$1" --init "$START" \
-      --out "$WORK/run-$1" --batch-size 16 --steps "$STEPS" --lr 3e-4 --warmup 20 --min-lr-ratio 1.0 \
-      --ema 0.95 --eval-every 100000 --eval-batches 1 --save-every 100000 --seed 7 --threads 2 > "$WORK/train-$1.log" 2>&1
+      --out "$WORK/run-$1" --batch-size "$BATCH" --steps "$STEPS" --lr 3e-4 --warmup 10 --min-lr-ratio 1.0 \
+      --ema 0.9 --eval-every 100000 --eval-batches 1 --save-every 100000 --seed 7 --threads 1 > "$WORK/train-$1.log" 2>&1 &
 done
+wait
 for m in "$START" "$WORK/run-classic/model" "$WORK/run-natural/model" "$WORK/run-prose2x/model"; do
   for split in test modern_test; do
     printf '%s %s ' "$m" "$split"
