@@ -45,6 +45,9 @@ def register(sub) -> None:
     _text_arguments(p)
     p.add_argument("--mask-char", default="_", help="the character that marks positions to fill (default: _)")
     _sampling_arguments(p)
+    from . import cli_fill
+
+    cli_fill.add_arguments(p)
     p.set_defaults(func=cmd_infill)
 
     s = sub.add_parser("sample", help="generate text from nothing (every position masked)")
@@ -116,13 +119,16 @@ def _mask_char(c: str) -> str:
     return c
 
 
-def _run(args, model, text: str, masked, empty_message: str | None = None) -> int:
+def _run(args, model, text: str, masked, empty_message: str | None = None, words=None) -> int:
     from .session import DecodeSession
     from .upscale import UpscaleSession
 
     cls = UpscaleSession if model.is_upscale else DecodeSession
+    if words is not None and model.is_upscale:
+        raise ValueError("--words works with a plain model, not coarse to fine (--upscale)")
     s = cls(model, text, masked, order=args.order, steps=args.steps, explicit=_explicit(args),
-            sampling=_sampling(args), seed=args.seed, planner=args.planner, precision=args.precision)
+            sampling=_sampling(args), seed=args.seed, planner=args.planner, precision=args.precision,
+            **({"words": words} if words is not None else {}))
     if s.message:
         print(empty_message or s.message, file=sys.stderr)
     for _ in s.run():
@@ -135,6 +141,8 @@ def _run(args, model, text: str, masked, empty_message: str | None = None) -> in
             "bits": s.total_bits,
             "bits_per_char": s.total_bits / s.n_masked if s.n_masked else 0.0,
             "order": args.order,
+            **({"constrained_bits": sum(sum(st.constrained_bits) for st in s.steps),
+                "unconstrained_regions": [list(x) for x in s.unconstrained_regions]} if words is not None else {}),
             "steps": [{"positions": list(st.positions), "chars": st.chars, "probs": list(st.probs), "bits": st.step_bits,
                        "entropy": list(st.entropy), "ms": round(st.ms, 3), **({"stage": st.stage} if st.stage >= 0 else {})}
                       for st in s.steps],
@@ -163,8 +171,13 @@ def cmd_infill(args) -> int:
     text = _read_text(args)
     mc = _mask_char(args.mask_char)
     masked = [i for i, ch in enumerate(text) if ch == mc]
+    from . import cli_fill
+
+    fill = cli_fill.prepare(args)  # bad options fail before the model loads
     model = _load(args)
-    return _run(args, model, text, masked, f"nothing to fill: the text has no {mc!r}; printing it unchanged")
+    if cli_fill.wanted(fill):
+        return cli_fill.run(args, model, text, masked, fill, _sampling(args), _explicit(args))
+    return _run(args, model, text, masked, f"nothing to fill: the text has no {mc!r}; printing it unchanged", words=fill["words"])
 
 
 def cmd_sample(args) -> int:
