@@ -64,10 +64,14 @@ def _output_path(args, default: Path | None) -> Path | None:
         raise ValueError(f"cannot derive an output name from {args.input!r} (it does not end in {SUFFIX}); give -o OUT")
     if args.input != "-" and out.exists() and out.resolve() == Path(args.input).resolve():
         raise ValueError(f"{out}: output would replace the input; choose another -o")
-    if out.exists() and not args.force:
-        raise ValueError(f"{out}: already exists; use --force to overwrite")
     if out.is_dir():
         raise ValueError(f"{out}: is a folder")
+    if out.exists() and not args.force:
+        raise ValueError(f"{out}: already exists; use --force to overwrite")
+    if out.exists() and not out.is_file():
+        raise ValueError(f"{out}: is not a regular file (a device, pipe or special file); choose another -o, or '-' for stdout")
+    if not out.parent.is_dir():
+        raise ValueError(f"{out}: the folder {out.parent} does not exist")
     return out
 
 
@@ -80,10 +84,11 @@ def _write_output(out: Path | None, data: bytes) -> None:
         return
     try:
         atomic_write_bytes(out, data)
-    except FileNotFoundError:
-        raise ValueError(f"{out}: the folder does not exist") from None
     except OSError as exc:
-        raise ValueError(f"{out}: cannot write ({exc.strerror})") from None
+        if not out.parent.is_dir():
+            raise ValueError(f"{out}: the folder {out.parent} does not exist") from None
+        # the file is written beside its target and then renamed over it, so the folder must take new files
+        raise ValueError(f"{out}: cannot write a new file in {out.parent} ({exc.strerror or exc})") from None
 
 
 def _load(model_arg: str | None):
@@ -109,10 +114,13 @@ def cmd_compress(args) -> int:
             result = ev
         else:
             _progress(ev, args.quiet)
+    if result.note and not args.quiet:
+        print(f"{args.input}: warning: {result.note}", file=sys.stderr)
     unit = "char" if result.chars is not None else "byte"
     return _finish(args, out, result.data,
                    f"{result.original_bytes} -> {result.compressed_bytes} bytes ({result.bits_per_char:.3f} bits/{unit}, "
-                   f"{result.method}, {result.network_calls} network calls, {result.seconds:.1f} s)")
+                   f"{result.method}, {result.network_calls} network calls + {result.check_calls} to check it, "
+                   f"{result.seconds:.1f} s)")
 
 
 def cmd_decompress(args) -> int:

@@ -11,7 +11,9 @@ fields are little-endian.
     2       version      1 byte   FORMAT_VERSION
     3       method       1 byte   0 stored, 1 brotli, 2 model
     model only:
-            fingerprint  4 bytes  sha256(model fingerprint + L_t table on its grid)[:4]
+            fingerprint  4 bytes  model tag (compress.model_tag): version 2, sha256 over the
+                                  coder's weights, architecture, vocabulary and L_t table;
+                                  version 1, over the loader's fingerprint and the L_t table
             seed         varint   order seed
             steps        varint   K, network calls per full window
             window       varint   characters per window; 0 = the model's block size
@@ -33,7 +35,8 @@ import zlib
 from dataclasses import dataclass
 
 MAGIC = b"\xc1Z"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the model tag covers the architecture and the coder's own weights
+OLDEST_VERSION = 1  # still read: same layout, a tag over the loader's fingerprint
 METHODS = {"stored": 0, "brotli": 1, "model": 2}
 METHOD_NAMES = {v: k for k, v in METHODS.items()}
 FINGERPRINT_BYTES = 4
@@ -150,7 +153,7 @@ def read_header(blob: bytes) -> tuple[Header, int]:
     (version,) = r.take(1, "version")
     if version > FORMAT_VERSION:
         raise CompressedFileError(f"format version {version} is newer than this program supports ({FORMAT_VERSION}); update ARDM Studio")
-    if version < 1:
+    if version < OLDEST_VERSION:
         raise CompressedFileError(f"corrupted header (format version {version})")
     (method_id,) = r.take(1, "method")
     if method_id not in METHOD_NAMES:
@@ -175,6 +178,6 @@ def read_header(blob: bytes) -> tuple[Header, int]:
 
 
 __all__ = [
-    "MAGIC", "FORMAT_VERSION", "METHODS", "Header", "CompressedFileError", "ModelMismatchError",
+    "MAGIC", "FORMAT_VERSION", "OLDEST_VERSION", "METHODS", "Header", "CompressedFileError", "ModelMismatchError",
     "fingerprint_tag", "crc32", "pack_header", "read_header",
 ]

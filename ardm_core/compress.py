@@ -28,8 +28,11 @@ classic coder stores smaller, goes into a brotli or stored block instead.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import weakref
+from dataclasses import asdict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterator
@@ -42,6 +45,7 @@ import torch
 from .budget import budget_schedule
 from .checkpoint import LoadedModel
 from .codec_format import (
+    FORMAT_VERSION,
     METHODS,
     CompressedFileError,
     Header,
@@ -67,7 +71,8 @@ WEIGHT_TABLE = np.array(
 )
 L_GRID = 1024  # the L_t table is rounded to 1/1024 bit before planning, so the DP's sums are exact
 TRIM_MAX_CHARS = 4096  # below this, the encoder trims the coder's last bytes and proves the trim decodes
-MAX_BITS_PAST_END = 256  # information decoded after the data ran out before the length is called damaged
+MAX_BITS_PAST_END = 256  # information decoded after the data ran out before the length is called damaged (see _Decoder)
+BROTLI_CHUNK = 1 << 20  # fallback blocks are inflated at most this many bytes at a time
 MAX_SEEN_ESCAPES = 1024  # distinct escaped code points the fallback model remembers
 CHOICES = ("auto", *METHODS)
 
@@ -78,7 +83,7 @@ _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 class CodingProgress:
     """Emitted while a text is coded; windows are D-character chunks."""
 
-    phase: str  # "compress" | "decompress"
+    phase: str  # "compress" | "verify" (compress decoding its own output) | "decompress"
     windows_done: int
     windows: int
     network_calls: int
@@ -95,6 +100,8 @@ class CodingResult:
     chars: int | None  # characters of the original; None when it is not UTF-8
     network_calls: int
     seconds: float
+    note: str = ""  # compress(): why the model-coded file was not used, when it failed its check
+    check_calls: int = 0  # compress(): network calls spent decoding the output to check it
 
     @property
     def bits_per_char(self) -> float:
@@ -142,6 +149,7 @@ class ProbabilityNet:
         net.load_state_dict(state)
         self.net = net.eval()
         self.mask_id = cfg.vocab_size
+        self.digest = _model_digest(cfg, model.vocab, state)
         self._logits: torch.Tensor | None = None
         self.net.head.register_forward_hook(self._capture)
 
@@ -155,6 +163,26 @@ class ProbabilityNet:
         logits = self._logits.numpy()  # (B, D, V) float64
         self._logits = None
         return [quantised_weights(logits[b, t]) for b, t in enumerate(targets)]
+
+
+# config fields that cannot change the probabilities of a network in eval mode
+_NOT_IN_DIGEST = frozenset({"dropout"})
+
+
+def _model_digest(cfg, vocab, state: dict[str, torch.Tensor]) -> bytes:
+    """sha256 over everything the coder's probabilities depend on: the architecture (every
+    config field but dropout), the vocabulary (its characters and tokenizer model) and the
+    float64 weights the coder runs, each tensor with its name, dtype and shape."""
+    h = hashlib.sha256(b"ardm-coder-model\0")
+    arch = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_DIGEST}
+    h.update(json.dumps(arch, sort_keys=True, default=repr).encode("utf-8") + b"\0")
+    h.update(hashlib.sha256("\0".join(vocab.chars).encode("utf-8", "surrogatepass")).digest())
+    h.update(hashlib.sha256(bytes(vocab.model_proto)).digest())
+    for name in sorted(state):
+        t = state[name].contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\0".encode("utf-8"))
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.digest()
 
 
 _NETS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, ProbabilityNet]]" = weakref.WeakKeyDictionary()
@@ -213,11 +241,20 @@ def step_sizes(L: np.ndarray | None, steps: int, n: int) -> tuple[int, ...]:
     return _planned_sizes(quantised_loss_table(L).tobytes(), k, n)
 
 
-def model_tag(model: LoadedModel) -> bytes:
-    """The header's model tag: covers the weights and vocabulary (the fingerprint) and the
-    L_t table the step sizes are planned from, which lives in config.json outside the fingerprint."""
+def model_tag(model: LoadedModel, version: int = FORMAT_VERSION) -> bytes:
+    """The header's model tag: a hash of everything the probabilities and the plan depend on.
+
+    Format 2 and later: the coder's own float64 weights, the architecture config, the
+    vocabulary (``_model_digest``) and the L_t table the step sizes are planned from, so
+    a model that would code differently gets another tag and decoding with it reports
+    a different model, not a damaged file. Format 1 tagged only the loader's fingerprint
+    (weights and vocabulary) and the L_t table; its files are still read.
+    """
     L = quantised_loss_table(model.loss_by_known)
-    return fingerprint_tag(model.fingerprint, b"" if L is None else b"L" + L.astype("<f8").tobytes())
+    plan = b"" if L is None else b"L" + L.astype("<f8").tobytes()
+    if version == 1:
+        return fingerprint_tag(model.fingerprint, plan)
+    return fingerprint_tag(probability_net(model).digest.hex(), plan)
 
 
 def auto_steps(L: np.ndarray | None, window: int, tolerance: float = AUTO_TOLERANCE) -> int:
@@ -315,27 +352,77 @@ class _Encoder:
 
 
 class _Decoder:
+    """constriction's range decoder, with the end-of-data rule.
+
+    Past the end of the payload the decoder reads zero words, which decode to
+    whatever comes first in each table, so a damaged length field could make
+    it run for a very long time. The rule: once the decoder first reports, at
+    the end of a symbol, that it may have read all the data, the information
+    of every symbol after that one (-log2 of its probability under the coder's
+    weights) is summed, and more than MAX_BITS_PAST_END bits means the header
+    promises more than the data holds. A real stream needs at most the coder's
+    64-bit state plus the one or two closing words and the bytes the encoder
+    trimmed (about 160 bits); the encoder decodes every file before it is
+    written, so a file this rule refuses is never produced.
+    """
+
     def __init__(self, payload: bytes):
         padded = payload + b"\0" * (-len(payload) % 4)
         self.dec = constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").astype(np.uint32))
+        self.ran_out = False  # latched: the decoder has reported that it may have read all the data
+        self.past_end_bits = 0.0
 
     def symbols(self, weights: np.ndarray) -> np.ndarray:
+        before = None if self.ran_out else self.dec.clone()
         try:
-            return self.dec.decode(_CATEGORICAL, weights)
+            syms = self.dec.decode(_CATEGORICAL, weights)
         except Exception as exc:  # constriction raises several types on exhausted or invalid data
             raise CompressedFileError(f"corrupted or truncated data ({exc})") from None
+        if self.ran_out:
+            self._past_end(_bits(weights, syms).sum())
+        elif self.dec.maybe_exhausted():
+            # replay this call one symbol at a time to find the symbol after which the data ran out
+            bits = _bits(weights, syms)
+            i = len(syms) - 1
+            for i in range(len(syms)):
+                before.decode(_CATEGORICAL, weights[i : i + 1])
+                if before.maybe_exhausted():
+                    break
+            self.ran_out = True
+            self._past_end(bits[i + 1 :].sum())
+        return syms
 
     def choice(self, weights: np.ndarray) -> int:
         try:
-            return int(self.dec.decode(constriction.stream.model.Categorical(weights, perfect=False)))
+            sym = int(self.dec.decode(constriction.stream.model.Categorical(weights, perfect=False)))
         except Exception as exc:
             raise CompressedFileError(f"corrupted or truncated data ({exc})") from None
+        self._single(float(np.log2(weights.sum() / weights[sym])))
+        return sym
 
     def uniform(self, size: int) -> int:
         try:
-            return int(self.dec.decode(constriction.stream.model.Uniform(size)))
+            value = int(self.dec.decode(constriction.stream.model.Uniform(size)))
         except Exception as exc:
             raise CompressedFileError(f"corrupted or truncated data ({exc})") from None
+        self._single(float(np.log2(size)))
+        return value
+
+    def _single(self, bits: float) -> None:
+        if self.ran_out:
+            self._past_end(bits)
+        elif self.dec.maybe_exhausted():
+            self.ran_out = True
+
+    def _past_end(self, bits: float) -> None:
+        self.past_end_bits += float(bits)
+        if self.past_end_bits > MAX_BITS_PAST_END:
+            raise CompressedFileError("corrupted file (the header promises more characters than the data holds)")
+
+
+def _bits(weights: np.ndarray, syms: np.ndarray) -> np.ndarray:
+    """Information of each decoded symbol under its row of coder weights, in bits."""
+    return np.log2(weights.sum(axis=1) / weights[np.arange(len(syms)), syms])
 
 
 def _replays(payload: bytes, transcript: list[tuple]) -> bool:
@@ -475,7 +562,8 @@ def _encode_text(model: LoadedModel, text: str, *, steps: int, seed: int, window
     return enc.payload(), calls
 
 
-def _decode_text(model: LoadedModel, header: Header, payload: bytes, *, batch_windows: int) -> Iterator[CodingProgress]:
+def _decode_text(model: LoadedModel, header: Header, payload: bytes, *, batch_windows: int,
+                 phase: str = "decompress") -> Iterator[CodingProgress]:
     """Generator: yields progress, returns (text, network calls)."""
     window = header.window or model.config.block_size
     if window > model.config.block_size:
@@ -487,7 +575,6 @@ def _decode_text(model: LoadedModel, header: Header, payload: bytes, *, batch_wi
     esc = _EscapeModel(vocab)
     parts: list[str] = []
     calls = done = 0
-    past_end_bits = 0.0
     for group in _groups(model, header.length, window, header.steps, header.seed):
         base = group[0].start
         chars = [""] * (group[-1].start + group[-1].n - base)
@@ -511,23 +598,52 @@ def _decode_text(model: LoadedModel, header: Header, payload: bytes, *, batch_wi
                     chars[win.start - base + p] = vocab.chars[sym] if sym else ""
                 for p in pos[syms == 0]:
                     chars[win.start - base + p] = chr(esc.decode(dec))
-                if dec.dec.maybe_exhausted():
-                    # once the words run out, the coder's state holds at most 64 bits: decoding much
-                    # more than that means the header's length is damaged (zeros decode as <unk>,
-                    # 14 bits each, so this trips within a few characters)
-                    past_end_bits += float(-np.log2(table[np.arange(len(syms)), syms] / table.sum(axis=1)).sum())
-                    if past_end_bits > MAX_BITS_PAST_END:
-                        raise CompressedFileError("corrupted file (the header promises more characters than the data holds)")
-            yield CodingProgress("decompress", done, n_windows, calls)
+            yield CodingProgress(phase, done, n_windows, calls)
         parts.append("".join(chars))
         done += len(group)
-        yield CodingProgress("decompress", done, n_windows, calls)
+        yield CodingProgress(phase, done, n_windows, calls)
     return "".join(parts), calls
 
 
 # -- 5. the public API -------------------------------------------------------------------
+class CompressionCheckError(ValueError):
+    """The encoder's own output did not decode back to the input; nothing should be written."""
+
+
+def _plain_model(model: LoadedModel) -> None:
+    if getattr(model, "is_upscale", False):
+        raise ValueError(f"compression needs a plain model; {model.name!r} is a depth-upscaling model "
+                         "(use the plain model it was grown from, e.g. the default model)")
+
+
+def _inflate_brotli(payload: bytes, length: int) -> bytes:
+    """Inflate a brotli block that the header says holds ``length`` bytes, never holding more than
+    about ``length`` + BROTLI_CHUNK bytes: a block that inflates past the promise stops there."""
+    d = brotli.Decompressor()
+    out = bytearray()
+    data = payload
+    try:
+        while True:
+            piece = d.process(data, output_buffer_limit=min(BROTLI_CHUNK, max(length + 1 - len(out), 1)))
+            data = b""
+            out += piece
+            if len(out) > length:
+                raise CompressedFileError(f"corrupted file (the brotli block holds more than the {length} bytes "
+                                          "the header promises)")
+            if d.is_finished():
+                break
+            if not piece and d.can_accept_more_data():
+                raise CompressedFileError("corrupted or truncated file (the brotli block ends early)")
+    except brotli.error:
+        raise CompressedFileError("corrupted or truncated file (the brotli block does not decode)") from None
+    if len(out) != length:
+        raise CompressedFileError(f"corrupted file ({len(out)} bytes decoded, the header says {length})")
+    return bytes(out)
+
+
 def compress(model: LoadedModel | None, data: bytes, *, steps: int | None = DEFAULT_STEPS, seed: int = 0,
-             window: int | None = None, method: str = "auto", batch_rows: int = 16) -> Iterator[CodingProgress | CodingResult]:
+             window: int | None = None, method: str = "auto", batch_rows: int = 16,
+             verify: bool = True) -> Iterator[CodingProgress | CodingResult]:
     """Compress ``data``; yields CodingProgress, then one CodingResult.
 
     method: "auto" (the smallest of model, brotli and stored; model only when
@@ -536,6 +652,12 @@ def compress(model: LoadedModel | None, data: bytes, *, steps: int | None = DEFA
     auto_steps() from the model's L_t table). window:
     characters per window (default the model's block size). batch_rows only
     changes speed, never the output.
+
+    verify: decode the chosen file with the decoder itself (network calls
+    included) before returning it, so a file that would not decode is never
+    returned. A model-coded file that fails raises CompressionCheckError when
+    method is "model"; with "auto" it is dropped for the best classic block
+    and the result's ``note`` says so. Off only for benchmarks that decode anyway.
     """
     if method not in CHOICES:
         raise ValueError(f"unknown method {method!r}; choose from {list(CHOICES)}")
@@ -547,7 +669,7 @@ def compress(model: LoadedModel | None, data: bytes, *, steps: int | None = DEFA
     data = bytes(data)
     check = crc32(data)
     candidates: list[tuple[bytes, str]] = []
-    chars, calls = None, 0
+    chars, calls, check_calls, note = None, 0, 0, ""
     try:
         text = data.decode("utf-8")
         chars = len(text)
@@ -559,6 +681,7 @@ def compress(model: LoadedModel | None, data: bytes, *, steps: int | None = DEFA
         if text is None:
             raise ValueError("the input is not UTF-8 text, which the model cannot code; use method 'auto'")
     if method in ("auto", "model") and model is not None and text is not None:
+        _plain_model(model)
         win = _window_size(model, window)
         if steps is None:
             steps = auto_steps(model.loss_by_known, win)
@@ -567,13 +690,32 @@ def compress(model: LoadedModel | None, data: bytes, *, steps: int | None = DEFA
         payload, calls = yield from _encode_text(model, text, steps=steps, seed=seed, window=win, batch_rows=batch_rows)
         header = Header("model", len(text), check, model_tag(model), seed, steps,
                         0 if win == model.config.block_size else win)
-        candidates.append((pack_header(header) + payload, "model"))
+        blob = pack_header(header) + payload
+        problem = ""
+        if verify:
+            try:
+                back, check_calls = yield from _decode_text(model, header, payload, batch_windows=GROUP_WINDOWS,
+                                                            phase="verify")
+                if back != text:
+                    problem = "it decodes to different text"
+            except CompressedFileError as exc:
+                problem = str(exc)
+        if not problem:
+            candidates.append((blob, "model"))
+        elif method == "model":
+            raise CompressionCheckError(f"the model-coded file failed its check before writing ({problem}); nothing "
+                                        "was written; --method brotli still compresses this input")
+        else:
+            note = f"the model-coded file failed its check ({problem}); a classic block was used instead"
     if method in ("auto", "brotli"):
-        candidates.append((pack_header(Header("brotli", len(data), check)) + brotli.compress(data, quality=11), "brotli"))
+        packed = brotli.compress(data, quality=11)
+        if verify and _inflate_brotli(packed, len(data)) != data:
+            raise CompressionCheckError("the brotli block failed its check before writing; nothing was written")
+        candidates.append((pack_header(Header("brotli", len(data), check)) + packed, "brotli"))
     if method in ("auto", "stored"):
         candidates.append((pack_header(Header("stored", len(data), check)) + data, "stored"))
     blob, chosen = min(candidates, key=lambda c: len(c[0]))  # ties keep the earlier: model, brotli, stored
-    yield CodingResult(blob, chosen, len(data), len(blob), chars, calls, time.perf_counter() - t0)
+    yield CodingResult(blob, chosen, len(data), len(blob), chars, calls, time.perf_counter() - t0, note, check_calls)
 
 
 def decompress(model: LoadedModel | None, blob: bytes, *, batch_windows: int = 16) -> Iterator[CodingProgress | CodingResult]:
@@ -583,6 +725,8 @@ def decompress(model: LoadedModel | None, blob: bytes, *, batch_windows: int = 1
     damaged, truncated, or whose checksum does not match, and
     ModelMismatchError when it was made with another model. ``model`` may be
     None for files stored without the model. batch_windows only changes speed.
+    Every length the header promises is a limit: decoding stops at the first
+    byte or character past it.
     """
     if batch_windows < 1:
         raise ValueError("batch_windows must be at least 1")
@@ -596,22 +740,19 @@ def decompress(model: LoadedModel | None, blob: bytes, *, batch_windows: int = 1
         if len(data) != header.length:
             raise CompressedFileError(f"truncated or corrupted file ({len(data)} stored bytes, the header says {header.length})")
     elif header.method == "brotli":
-        try:
-            data = brotli.decompress(payload)
-        except brotli.error:
-            raise CompressedFileError("corrupted or truncated file (the brotli block does not decode)") from None
-        if len(data) != header.length:
-            raise CompressedFileError(f"corrupted file ({len(data)} bytes decoded, the header says {header.length})")
+        data = _inflate_brotli(payload, header.length)
     else:
         if model is None:
             raise ValueError("this file was compressed with a model; give the model to decompress it")
-        tag = model_tag(model)
+        _plain_model(model)
+        tag = model_tag(model, header.version)
         if tag != header.fingerprint:
             raise ModelMismatchError(
                 f"this file was compressed with a different model (its model tag is {header.fingerprint.hex()}, "
-                f"model {model.name!r} has {tag.hex()}: other weights, vocabulary or L_t table); use the same model to decompress")
+                f"model {model.name!r} has {tag.hex()}: other weights, architecture, vocabulary or L_t table); "
+                "use the same model to decompress")
         text, calls = yield from _decode_text(model, header, payload, batch_windows=batch_windows)
-        data, chars = text.encode("utf-8"), len(text)
+        data, chars = text.encode("utf-8", "surrogatepass"), len(text)
     if crc32(data) != header.crc32:
         raise CompressedFileError("checksum mismatch: the file is corrupted or truncated (nothing was written)")
     yield CodingResult(data, header.method, len(data), len(blob), chars, calls, time.perf_counter() - t0)
@@ -636,7 +777,7 @@ def decompress_bytes(model: LoadedModel | None, blob: bytes, **options) -> bytes
 
 
 __all__ = [
-    "DEFAULT_STEPS", "CodingProgress", "CodingResult", "CompressedFileError", "ModelMismatchError",
+    "DEFAULT_STEPS", "CodingProgress", "CodingResult", "CompressedFileError", "ModelMismatchError", "CompressionCheckError",
     "compress", "decompress", "compress_bytes", "decompress_bytes", "quantised_weights", "window_order",
     "step_sizes", "auto_steps", "model_tag", "probability_net", "read_header",
 ]

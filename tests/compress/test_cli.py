@@ -97,3 +97,49 @@ def test_user_errors_are_one_line(capsys, tiny_model_dir, src, tmp_path, argv, m
     argv = [a.format(src=src, tmp=tmp_path) for a in argv]
     code, err = run(capsys, argv[0], "--model", tiny_model_dir, *argv[1:])
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_unwritable_folder_is_named_correctly(capsys, tiny_model_dir, src, tmp_path):
+    code, err = run(capsys, "compress", "--model", tiny_model_dir, src, "-o", "/proc/version", "--force")
+    assert code == 2 and err.count("\n") == 1 and "does not exist" not in err and "/proc" in err, err
+    code, err = run(capsys, "compress", "--model", tiny_model_dir, src, "-o", tmp_path / "no" / "x.ardm")
+    assert code == 2 and "does not exist" in err and str(tmp_path / "no") in err, err
+
+
+def test_special_files_are_never_replaced(capsys, tiny_model_dir, src, tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, err = run(capsys, "compress", "--model", tiny_model_dir, src, "-o", fifo, "--force")
+    assert code == 2 and "not a regular file" in err and err.count("\n") == 1, err
+    assert fifo.is_fifo()
+
+
+def test_upscaling_model_is_refused_plainly(capsys, tiny_upscale_dir, src):
+    code, err = run(capsys, "compress", "--model", tiny_upscale_dir, src, "--method", "model")
+    assert code == 2 and "compression needs a plain model" in err and err.count("\n") == 1, err
+
+
+def test_a_file_that_fails_its_check_is_never_written(capsys, tiny_model_dir, src, tmp_path, monkeypatch):
+    import ardm_core.compress as codec
+
+    real = codec._decode_text
+
+    def drifting(*args, **kwargs):
+        text, calls = yield from real(*args, **kwargs)
+        return text[::-1] + "x", calls
+
+    monkeypatch.setattr(codec, "_decode_text", drifting)
+    out = tmp_path / "out.ardm"
+    out.write_bytes(b"precious")
+    code, err = run(capsys, "compress", "--model", tiny_model_dir, src, "-o", out, "--force", "--method", "model")
+    assert code == 2 and "failed its check" in err and err.count("\n") == 1, err
+    assert out.read_bytes() == b"precious"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp files left behind"
+    code, err = run(capsys, "compress", "--model", tiny_model_dir, src, "-o", out, "--force")  # auto: a classic block
+    assert code == 0 and "warning: the model-coded file failed its check" in err
+    monkeypatch.setattr(codec, "_decode_text", real)
+    back = tmp_path / "back.txt"
+    assert run(capsys, "decompress", "--model", tiny_model_dir, out, "-o", back)[0] == 0
+    assert back.read_bytes() == src.read_bytes()

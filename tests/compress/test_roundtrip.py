@@ -58,9 +58,28 @@ def test_loaded_model_folder(tiny_loaded, sample_text, opts):
     blob = compress_bytes(tiny_loaded, data, method="model", **opts)
     import hashlib
 
+    from ardm_core.compress import probability_net
+
     L = np.round(tiny_loaded.loss_by_known * 1024) / 1024
-    assert read_header(blob)[0].fingerprint == hashlib.sha256(bytes.fromhex(tiny_loaded.fingerprint) + b"L" + L.astype("<f8").tobytes()).digest()[:4]
+    plan = b"L" + L.astype("<f8").tobytes()
+    assert read_header(blob)[0].fingerprint == hashlib.sha256(probability_net(tiny_loaded).digest + plan).digest()[:4]
     assert decompress_bytes(tiny_loaded, blob) == data
+
+
+def test_format_1_files_still_decode(tiny_loaded, sample_text, opts):
+    """Version 1 tagged the loader's fingerprint (weights and vocabulary) and the L_t table; same layout otherwise."""
+    import dataclasses
+    import hashlib
+
+    from ardm_core.codec_format import pack_header
+
+    data = sample_text[:100].encode()
+    header, offset = read_header(compress_bytes(tiny_loaded, data, method="model", **opts))
+    L = np.round(tiny_loaded.loss_by_known * 1024) / 1024
+    old_tag = hashlib.sha256(bytes.fromhex(tiny_loaded.fingerprint) + b"L" + L.astype("<f8").tobytes()).digest()[:4]
+    v1 = pack_header(dataclasses.replace(header, version=1, fingerprint=old_tag))
+    blob = compress_bytes(tiny_loaded, data, method="model", **opts)
+    assert decompress_bytes(tiny_loaded, v1 + blob[offset:]) == data
 
 
 @pytest.mark.parametrize("data, method", [
