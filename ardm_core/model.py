@@ -73,6 +73,17 @@ def preset_config(name: str, **overrides) -> ModelConfig:
     return ModelConfig(**{**PRESETS[name], **overrides})
 
 
+def forward_flops(cfg: ModelConfig, batch: int, T: int) -> int:
+    """Floating-point operations of one forward on (batch, T) ids, counting a multiply-add as two.
+
+    The matrix products only (qkv, attention scores and mix, projection, MLP,
+    output head): everything else is O(B T C), three orders smaller.
+    """
+    C, V = cfg.n_embd, cfg.vocab_size + cfg.n_class_tokens
+    per_layer = 2 * T * C * 3 * C + 2 * 2 * T * T * C + 2 * T * C * C + 2 * 2 * T * C * cfg.mlp_ratio * C
+    return batch * (cfg.n_layer * per_layer + 2 * T * C * V)
+
+
 def _rope_tables(T: int, head_dim: int, base: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
     t = torch.arange(T, device=device, dtype=torch.float32)
@@ -99,6 +110,11 @@ def _rope_qk(qk: torch.Tensor, n_head: int, cos: torch.Tensor, sin: torch.Tensor
     """
     B, T, C2 = qk.shape
     hd = C2 // (2 * n_head)
+    if torch.compiler.is_compiling():  # the compiler fuses the real form into one kernel; it has no complex kernels
+        x = qk.unflatten(-1, (2 * n_head, hd // 2, 2))
+        x1, x2, c, s = x[..., 0], x[..., 1], cos[:, None, :], sin[:, None, :]
+        r = torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).flatten(-2)
+        return r[:, :, :n_head].transpose(1, 2), r[:, :, n_head:].transpose(1, 2)
     dtype = qk.dtype
     if dtype not in (torch.float32, torch.float64):
         qk = qk.float()
@@ -260,4 +276,4 @@ def _sinusoid(T: int, C: int, device, dtype) -> torch.Tensor:
     return pe.to(dtype)
 
 
-__all__ = ["ModelConfig", "ARDMTransformer", "PRESETS", "preset_config", "replace"]
+__all__ = ["ModelConfig", "ARDMTransformer", "PRESETS", "forward_flops", "preset_config", "replace"]
