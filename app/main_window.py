@@ -24,6 +24,7 @@ from . import autosave
 from .compare_panel import ComparePanel
 from .editor import MaskEditor
 from .explain_overlay import ExplainOverlay
+from .train_dialog import TrainController
 from .highlighter import RunHighlighter
 from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, RunStarted, SchedulePlan
 from .mask_tools import MaskToolsPanel, positions_for
@@ -67,6 +68,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         build_menus(self, self.actions_)
         build_toolbar(self, self.actions_)
         self.explainer = ExplainOverlay(self)  # Alt-click a filled character: what the model looked at
+        self.trainer = TrainController(self)  # Train menu: train on my writing, the model chooser
         self._build_statusbar()
         self._connect()
         self._apply_settings()
@@ -413,6 +415,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self._autosave_idle.stop()
         self._autosave_max.stop()
         self.hide()  # the worker may be inside a network call: leave at once, then wait for it
+        self.trainer.shutdown()  # training stops with a resumable checkpoint
         self.client.shutdown()
         self.settings.last_order = self.order_panel.order() if self.order_panel.order() != EXPLICIT else "confidence"
         self.settings.budget_k = self.order_panel.budget()

@@ -66,6 +66,7 @@ class Alternative:
     length: int  # characters filled
     seed: int  # the seed that produced it (the first, when several gave the same fill)
     count: int = 1  # how many of the N samples gave this fill
+    seeds: tuple[int, ...] = ()  # every seed that gave this fill
     unconstrained: tuple[tuple[int, int], ...] = ()  # regions no lexicon fill could satisfy (filled freely)
 
 
@@ -152,12 +153,12 @@ def _make(s: DecodeSession, masked: np.ndarray, seed: int, junction_bits: float 
 
 def _merge(alts: list[Alternative]) -> list[Alternative]:
     best: dict[str, Alternative] = {}
-    counts: dict[str, int] = {}
+    seeds: dict[str, list[int]] = {}
     for a in alts:
-        counts[a.text] = counts.get(a.text, 0) + 1
+        seeds.setdefault(a.text, []).append(a.seed)
         if a.text not in best or (a.score_bits, a.seed) < (best[a.text].score_bits, best[a.text].seed):
             best[a.text] = a
-    out = [Alternative(**{**a.__dict__, "count": counts[t]}) for t, a in best.items()]
+    out = [Alternative(**{**a.__dict__, "count": len(seeds[t]), "seeds": tuple(sorted(seeds[t]))}) for t, a in best.items()]
     out.sort(key=lambda a: (a.score_bits, a.text))
     return out
 
