@@ -257,7 +257,7 @@ class ExplainOverlay(QObject):
     def _place_panel(self) -> None:
         vp = self.editor.viewport()
         self.panel.adjustSize()
-        self.panel.move(max(0, vp.width() - self.panel.width() - 8), 8)
+        self.panel.move(max(0, vp.width() - self.panel.width() - 8), max(0, vp.height() - self.panel.height() - 8))
         self.panel.raise_()
 
     def clear(self) -> None:
