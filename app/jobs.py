@@ -19,12 +19,13 @@ from typing import Any, Iterator
 
 # Imported here, in the GUI thread, never inside a job: a first import of torch in the worker
 # thread while the GUI thread calls into PySide can crash shiboken's import hook.
-from ardm_core.budget import budget_schedule, document_table, naive_schedule
+from ardm_core.budget import document_table, naive_schedule
 from ardm_core.checkpoint import ModelFileError, load_model
 from ardm_core.device import describe_device, resolve_device
 from ardm_core.paths import upscale_model_dir
-from ardm_core.session import DecodeSession, SamplingOptions, score
-from ardm_core.upscale import UpscaleSession
+from ardm_core.orders import ORDERS
+from ardm_core.session import DecodeSession, SamplingOptions, plan_budget, score
+from ardm_core.upscale_session import UpscaleSession
 
 from .frames import render_frames
 from .run_record import RunOptions, StepRecord
@@ -150,7 +151,6 @@ class EngineState:
     session: Any = None  # ardm_core DecodeSession or UpscaleSession
     run_id: int = 0
     options: RunOptions = field(default_factory=RunOptions)
-    n_picked: int = 0  # hand-picked positions at the head of an explicit order
     base: StepBase = field(default_factory=StepBase)  # a session rebuilt from recorded steps starts after these
 
 
@@ -180,24 +180,21 @@ def start_fill_job(state: EngineState, run_id: int, text: str, masked: list[int]
     if state.model is None:
         raise RuntimeError("no model is loaded; open a model folder first (File > Open model...)")
     sampling = SamplingOptions(temperature=options.temperature, top_p=options.top_p)
-    order, explicit, steps = options.order, None, options.steps
-    state.n_picked = 0
-    if order == "explicit":
-        picked = [p for p in options.explicit if p in set(masked)]
-        rest = [p for p in masked if p not in set(picked)]
-        explicit, steps = picked + rest, None  # the rest left to right unless rest_order says otherwise
-        state.n_picked = len(picked)
+    order, picks, steps = options.order, None, options.steps
+    if order == "explicit":  # hand-picked positions first, one per step, then the rest under rest_order
+        in_mask = set(masked)
+        order, picks, steps = rest_order(options), [p for p in options.explicit if p in in_mask], None
     if options.upscale or getattr(state.model, "is_upscale", False):
         model = upscale_model(state)
         S = model.stages.S
         if steps is not None:
             steps = None if steps >= len(masked) else max(S, steps)  # K is the total over the stages
-        state.session = UpscaleSession(model, text, masked, order=order, steps=steps, explicit=explicit,
+        state.session = UpscaleSession(model, text, masked, order=order, steps=steps, picks=picks,
                                        sampling=sampling, seed=options.seed)
         legend = tuple((c.glyph, c.name) for c in model.stages.classes[0])
         name = model.name
     else:
-        state.session = DecodeSession(state.model, text, masked, order=order, steps=steps, explicit=explicit,
+        state.session = DecodeSession(state.model, text, masked, order=order, steps=steps, picks=picks,
                                       sampling=sampling, seed=options.seed)
         S, legend, name = 1, (), state.model.name
     state.run_id, state.options, state.base = run_id, options, StepBase()
@@ -269,11 +266,6 @@ def advance_job(state: EngineState, control: FillControl, generation: int, n: in
     while not session.done and (n is None or done < n):
         if control.should_stop(generation):
             return
-        if state.options.order == "explicit" and len(session.steps) == state.n_picked and state.n_picked \
-                and state.options.rest_order not in ("explicit", "l2r"):
-            # the hand-picked head is done: the rest follows another order
-            session = state.session = session.branch(state.n_picked, order=state.options.rest_order)
-            state.n_picked = 0
         step = session.step()
         if step is None:
             break
@@ -291,19 +283,26 @@ def branch_job(state: EngineState, run_id: int, at_step: int, options: RunOption
         raise RuntimeError("there is no run to resample; press Run first")
     sampling = SamplingOptions(temperature=options.temperature, top_p=options.top_p)
     changes: dict[str, Any] = {"seed": options.seed, "sampling": sampling}
-    if options.order != "explicit":
-        changes["order"] = options.order
+    if options.order == "explicit":
+        changes["order"] = rest_order(options)  # the session keeps its picks
+    else:
+        changes.update(order=options.order, picks=())
     if at_step < state.base.steps:
         raise RuntimeError("the worker's session starts after this step; rebuild it from the recorded steps")
     state.session = state.session.branch(at_step - state.base.steps, **changes)
     state.run_id, state.options = run_id, options
-    state.n_picked = max(0, state.n_picked - at_step)
     sched = getattr(state.session, "schedule", None)
     stages = getattr(state.session.model, "stages", None)
     yield RunStarted(run_id=run_id, n_masked=int(state.session.n_masked),
                      schedule=tuple(int(s) for s in sched.sizes) if sched is not None else (), at_step=at_step,
                      n_stages=stages.S if stages is not None else 1,
                      legend=tuple((c.glyph, c.name) for c in stages.classes[0]) if stages is not None else ())
+
+
+def rest_order(options: RunOptions) -> str:
+    """The order of the positions not picked by hand (left to right unless rest_order names another)."""
+    o = options.rest_order
+    return o if o in ORDERS and o != "explicit" else "l2r"
 
 
 def plan_job(state: EngineState, k: int, n_text: int, n: int) -> Iterator[Any]:
@@ -316,9 +315,8 @@ def plan_job(state: EngineState, k: int, n_text: int, n: int) -> Iterator[Any]:
     if model is None or model.loss_by_known is None or n <= 0 or k <= 0 or n_text < n:
         return
     k = min(k, n)
-    table = document_table(model.loss_by_known, n_text)
-    b = budget_schedule(table, k, start=n_text - n, n=n)
-    nv = naive_schedule(table, k, start=n_text - n, n=n)
+    b = plan_budget(model.loss_by_known, k, n, n_text)  # the session's own plan (cached: computed once)
+    nv = naive_schedule(document_table(model.loss_by_known, n_text), k, start=n_text - n, n=n)
     yield SchedulePlan(k=k, n=n, budget=tuple(int(s) for s in b.sizes), budget_bits=float(b.expected_bits),
                        naive=tuple(int(s) for s in nv.sizes), naive_bits=float(nv.expected_bits))
 

@@ -121,7 +121,7 @@ def _mask_char(c: str) -> str:
 
 def _run(args, model, text: str, masked, empty_message: str | None = None, words=None) -> int:
     from .session import DecodeSession
-    from .upscale import UpscaleSession
+    from .upscale_session import UpscaleSession
 
     cls = UpscaleSession if model.is_upscale else DecodeSession
     if words is not None and model.is_upscale:
@@ -220,7 +220,7 @@ def cmd_score(args) -> int:
     orders = [o for o in args.order.split(",") if o]
     model = _load(args)
     if model.is_upscale:
-        from .upscale import upscale_score as score
+        from .upscale_session import upscale_score as score
     results = [score(model, text, masked, order=o, explicit=_explicit(args), steps=args.steps, seed=args.seed,
                      planner=args.planner) for o in orders]
     if not masked:

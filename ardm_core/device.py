@@ -152,7 +152,7 @@ def _save_cache(path: Path, entries: dict[str, float]) -> None:
         pass  # a read-only cache folder only costs a re-measurement next time
 
 
-def bf16_speedup(net: torch.nn.Module, measure=measure_bf16_speedup) -> float:
+def bf16_speedup(net: torch.nn.Module, measure=None) -> float:
     """The measured bf16 speedup of ``net`` here: from this process, the user's cache folder, or ``measure``."""
     dev = next(net.parameters()).device
     key = _speedup_key(net, dev, cpu_info())
@@ -160,13 +160,13 @@ def bf16_speedup(net: torch.nn.Module, measure=measure_bf16_speedup) -> float:
         path = _cache_file()
         cached = _read_cache(path)
         if key not in cached:
-            cached[key] = float(measure(net))
+            cached[key] = float((measure or measure_bf16_speedup)(net))
             _save_cache(path, cached)
         _speedups[key] = cached[key]
     return _speedups[key]
 
 
-def resolve_precision(precision: str, net: torch.nn.Module, measure=measure_bf16_speedup) -> str:
+def resolve_precision(precision: str, net: torch.nn.Module, measure=None) -> str:
     """"fp32" or "bf16" for ``precision`` in PRECISIONS on ``net``'s device.
 
     "fp32" and "bf16" are the user's choice and stand. "auto" is bf16 only on

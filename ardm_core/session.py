@@ -28,14 +28,14 @@ import torch
 
 from .budget import Schedule, budget_schedule, document_table, naive_schedule
 from .checkpoint import LoadedModel
+from .device import PRECISIONS, resolve_precision
 from .orders import OrderState, get_order, order_names, validate_explicit
 from .sampling import LOG2E, SamplingOptions, choose, entropy_bits, summarize
 from .windows import plan_windows, window_logprobs
 
 PLANNERS = ("dp", "naive")  # budget_schedule (the paper's programme) or an equal split
-# fp32: exact; bf16: matrix products in bfloat16 (softmax stays fp32), about 1.5x faster on
-# CPUs with bf16 units; probabilities move by ~1e-3, fine for sampling, not for compression
-PRECISIONS = ("fp32", "bf16")
+# PRECISIONS (ardm_core.device): fp32 (exact), bf16 (matrix products in bfloat16, probabilities move
+# by ~1e-3: fine for sampling, not for compression), auto (bf16 only where it measured faster here)
 EMPTY_MASK_MESSAGE = "nothing to fill: no positions are masked"
 
 
@@ -136,7 +136,7 @@ class DecodeSession(StepTotals):
             raise ValueError(f"unknown planner {planner!r}; choose from {list(PLANNERS)}")
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose from {list(PRECISIONS)}")
-        self.precision = precision
+        self.precision = resolve_precision(precision, model.net)  # "auto" becomes what pays on this machine
         self.model = model
         self.text = text
         self.masked_positions = parse_mask(masked, len(text))

@@ -108,3 +108,24 @@ def test_the_real_measurement_runs_and_is_positive():
     small = ARDMTransformer(preset_config("tiny", vocab_size=20, block_size=16)).eval()
     s = device.measure_bf16_speedup(small, reps=1)
     assert s > 0 and torch.isfinite(torch.tensor(s))
+
+
+def test_a_session_resolves_auto_once_and_branches_keep_it(monkeypatch):
+    from dataclasses import replace
+
+    from ardm_core.session import DecodeSession
+    from tests.conftest import make_tiny_model
+
+    tiny = make_tiny_model()
+    big = ARDMTransformer(preset_config("small", vocab_size=tiny.vocab.size, block_size=64)).eval()
+    model = replace(tiny, net=big, config=big.cfg, loss_by_known=None)
+    monkeypatch.setattr(device, "cpu_info", lambda: AMX)
+    for speedup, want in ((0.5, "fp32"), (2.0, "bf16")):
+        monkeypatch.setattr(device, "_speedups", {})
+        device._cache_file().unlink(missing_ok=True)
+        monkeypatch.setattr(device, "measure_bf16_speedup", lambda n, s=speedup: s)
+        s = DecodeSession(model, "ab__", [2, 3], order="l2r", precision="auto")
+        assert s.precision == want
+        s.step()
+        assert s.branch(1).precision == want
+    assert DecodeSession(tiny, "ab__", [2, 3], precision="auto").precision == "fp32"  # too small to measure
