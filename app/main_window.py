@@ -23,6 +23,7 @@ from ardm_core.paths import ASSETS, default_model_dir
 from . import autosave
 from .compare_panel import ComparePanel
 from .editor import MaskEditor
+from .alternatives_panel import AlternativesController
 from .explain_overlay import ExplainOverlay
 from .train_dialog import TrainController
 from .highlighter import RunHighlighter
@@ -69,6 +70,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         build_toolbar(self, self.actions_)
         self.explainer = ExplainOverlay(self)  # Alt-click a filled character: what the model looked at
         self.trainer = TrainController(self)  # Train menu: train on my writing, the model chooser
+        self.alternatives = AlternativesController(self)  # ranked fills, real words, any-length gaps
         self._build_statusbar()
         self._connect()
         self._apply_settings()

@@ -95,6 +95,13 @@ class WindowRun:
     def resample(self) -> None:
         if self.runner.run is None or not self._can_compute():
             return
+        run = self.runner.run
+        if run.steps and self.runner.view >= len(run.steps) and not self.runner.running:
+            # at the end of a run nothing is left to resample: offer the best fill that differs from the one shown
+            shown = self.editor.toPlainText()
+            if len(shown) == len(run.text):
+                self.alternatives.resample_different(run.text, tuple(run.masked), "".join(shown[p] for p in run.masked))
+                return
         self.order_panel.seed.setValue(self.order_panel.seed.value() + 1)
         self.runner.resample(self.run_options(self.runner.run.n_masked))
         self._update_controls()
