@@ -296,6 +296,7 @@ class TrainDialog(QDialog):
         if isinstance(ev, ScanReady):
             self.scan = ev
             self._show_scan()
+            self._update()
         elif isinstance(ev, Prepared):
             self.progress.setRange(0, ev.steps)
             self.before_bpc.setText(f"{ev.bpc_before:.3f} bits per character")
