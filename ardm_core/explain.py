@@ -212,11 +212,16 @@ def explain(model, text: str, unknown: Sequence[int], position: int, *, targets:
 
 def _apply_rotary(module, q: torch.Tensor, k: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotary embedding on q and k with the model's own function (looked up at call time)."""
-    apply = getattr(model_module, "_apply_rope", None)
-    if apply is None:
-        raise ExplainError("the network's rotary function was not found; attention cannot be recorded for this model")
     cos, sin = rope
-    return apply(q, cos, sin), apply(k, cos, sin)
+    apply = getattr(model_module, "_apply_rope", None)
+    if apply is not None:
+        return apply(q, cos, sin), apply(k, cos, sin)
+    both = getattr(model_module, "_rope_qk", None)  # q and k side by side: (B, T, 2C) -> (B, H, T, hd) each
+    if both is None:
+        raise ExplainError("the network's rotary function was not found; attention cannot be recorded for this model")
+    H = q.shape[1]
+    qk = torch.cat([t.transpose(1, 2).flatten(2) for t in (q, k)], dim=-1)
+    return both(qk, H, cos, sin)
 
 
 def _attention_hook(store: list):
@@ -256,7 +261,8 @@ def recorded_forward(net, ids: torch.Tensor) -> tuple[torch.Tensor, list[np.ndar
     was = net.training
     net.eval()
     try:
-        logp = net(ids)
+        # the module-by-module forward: a compiled shortcut (where one is registered) would skip the hooks
+        logp = (net.log_probs if hasattr(net, "log_probs") else net)(ids)
     finally:
         for h in handles:
             h.remove()
