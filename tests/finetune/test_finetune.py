@@ -144,3 +144,33 @@ def test_cli_empty_folder_is_one_line(tmp_path, tiny_model_dir, capsys):
     assert main(["finetune", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--model", tiny_model_dir]) == 2
     err = capsys.readouterr().err
     assert "no text to train on" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_full_disk_while_saving_is_one_line_and_loses_nothing(writing, tmp_path, tiny_model_dir, capsys, monkeypatch):
+    import errno
+
+    from ardm_core import checkpoint
+
+    real = checkpoint.atomic_write_bytes
+    calls = {"n": 0}
+
+    def full_after_two(path, data):
+        calls["n"] += 1
+        if calls["n"] > 2:  # the first checkpoint's state is written, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    base_before = {p.name: p.read_bytes() for p in Path(tiny_model_dir).iterdir()}
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full_after_two)
+    argv = ["finetune", str(writing), "--out", str(tmp_path / "run"), "--model", tiny_model_dir, "--steps", "10",
+            "--batch-size", "4", "--threads", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "No space left on device" in err[-1] and "checkpoint is kept" in err[-1]
+    assert {p.name: p.read_bytes() for p in Path(tiny_model_dir).iterdir()} == base_before
+    leftovers = [p.name for p in (tmp_path / "run").rglob("*") if p.name.startswith(".")]
+    assert leftovers == []  # no temp files or half-written model folders
+    # with space again, the same command goes on from what was saved and finishes
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", real)
+    assert main(argv) == 0
+    assert "held-out bits per character" in capsys.readouterr().out
