@@ -190,3 +190,31 @@ def test_shipped_model_matches_the_reference():
     with torch.inference_mode():
         got = net64.logits(ids)
     assert (got - reference_logits(net64, ids)).abs().max().item() <= 1e-12
+
+
+def _plain_autocast_logits(net: ARDMTransformer, ids) -> torch.Tensor:
+    """bf16 autocast through nn.Linear itself: a no-op hook on every layer turns the cached bf16 weights off."""
+    handles = [m.register_forward_hook(lambda *a: None) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return net.logits(ids)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_bf16_with_cached_weights_is_exactly_plain_autocast():
+    net = _tiny()
+    ids = _ids(net, 2, 48)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = net.logits(ids)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, _plain_autocast_logits(net, ids))
+    assert not any("bf16" in k for k in net.state_dict())
+    with torch.no_grad():  # weights changed in place: the cached copy must follow
+        for p in net.parameters():
+            p.mul_(1.5)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        again = net.logits(ids)
+    assert torch.equal(again, _plain_autocast_logits(net, ids))
+    assert not torch.equal(again, got)
