@@ -163,6 +163,13 @@ def _merge(alts: list[Alternative]) -> list[Alternative]:
     return out
 
 
+def _shift(a: Alternative, head: str, tail: str) -> Alternative:
+    """An alternative of a trimmed window, placed back into the whole text."""
+    k = len(head)
+    return Alternative(**{**a.__dict__, "text": head + a.text + tail, "spans": tuple((s + k, e + k) for s, e in a.spans),
+                          "unconstrained": tuple((s + k, e + k) for s, e in a.unconstrained)})
+
+
 @torch.inference_mode()
 def _junction_bits(model: LoadedModel, variants: list[tuple[str, np.ndarray, tuple[int, int]]]) -> list[float]:
     """J(L) for each (text, masked, gap) variant: bits of the known characters next to the gap, predicted
@@ -199,13 +206,16 @@ def _junction_bits(model: LoadedModel, variants: list[tuple[str, np.ndarray, tup
 def fill_alternatives(model: LoadedModel, text: str, masked, *, n: int = 4, order: str = "confidence",
                       steps: int | None = None, explicit: Sequence[int] | None = None,
                       sampling: SamplingOptions = SamplingOptions(), seed: int = 0, planner: str = "dp",
-                      precision: str = "fp32", words=None, lengths: tuple[int, int] | None = None) -> AlternativesResult:
+                      precision: str = "fp32", words=None, lengths: tuple[int, int] | None = None,
+                      context: int | None = None) -> AlternativesResult:
     """N fills of ``masked`` in ``text``, ranked best first (see the module docstring).
 
     ``words``: an ``ardm_core.lexicon.WordsOptions`` for real words only.
     ``lengths``: (MIN, MAX) for one gap of any length: ``masked`` must be one
     contiguous span (its own length is ignored); every length in the range is
     tried, and alternatives of different lengths are ranked together.
+    ``context``: keep only this many characters each side of the masks (a
+    smaller window, so each network call is cheaper; the network sees less).
     With an explicit order, ``explicit`` lists the masked positions and any
     length is not available.
     """
@@ -214,6 +224,19 @@ def fill_alternatives(model: LoadedModel, text: str, masked, *, n: int = 4, orde
     masked = parse_mask(masked, len(text))
     if len(masked) == 0:
         raise ValueError("nothing to fill: no positions are masked")
+    if context is not None:
+        if not isinstance(context, (int, np.integer)) or isinstance(context, bool) or context < 0:
+            raise ValueError(f"context must be an integer >= 0 (characters kept each side of the masks), got {context!r}")
+        lo, hi = max(0, int(masked[0]) - int(context)), min(len(text), int(masked[-1]) + 1 + int(context))
+        if lo > 0 or hi < len(text):
+            if explicit is not None:
+                explicit = [int(p) - lo for p in explicit]
+            r = fill_alternatives(model, text[lo:hi], masked - lo, n=n, order=order, steps=steps, explicit=explicit,
+                                  sampling=sampling, seed=seed, planner=planner, precision=precision, words=words,
+                                  lengths=lengths)
+            r.alternatives = [_shift(a, text[:lo], text[hi:]) for a in r.alternatives]
+            r.ms = (time.perf_counter() - t0) * 1000.0
+            return r
     if lengths is None:
         sessions = [DecodeSession(model, text, masked, order=order, steps=steps, explicit=explicit, sampling=sampling,
                                   seed=seed + k, planner=planner, precision=precision, words=words) for k in range(n)]

@@ -63,9 +63,12 @@ def test_words_with_document_words():
     assert lex.is_word("Zorro") and not LEX.is_word("zorro")
 
 
-def test_words_refuses_upscaling_models(tiny_upscale):
-    with pytest.raises(ValueError, match="plain"):
-        DecodeSession(tiny_upscale, TEXT, [3], words=WORDS)
+def test_words_refuses_upscaling_models(tiny_upscale_dir, capsys):
+    from ardm_core.cli import main
+
+    assert main(["infill", "--model", tiny_upscale_dir, "--text", "a __ b", "--words"]) == 2
+    assert "plain model" in capsys.readouterr().err
+    assert main(["infill", "--model", tiny_upscale_dir, "--text", "a __ b", "--alternatives", "2"]) == 2
 
 
 def test_alternatives_sorted_distinct_and_replay(tiny_model):
@@ -162,3 +165,14 @@ def test_any_length_picks_the_length_the_model_knows(tiny_model):
     assert [d["length"] for d in r.lengths] == list(range(2, 9))
     best = {d["length"]: d["score_bits"] for d in r.lengths}
     assert all(best[5] < v for L, v in best.items() if L != 5)
+
+
+def test_context_trim_places_fills_back(tiny_model):
+    text = "x" * 30 + TEXT + "y" * 30
+    a = 30 + 8
+    r = fill_alternatives(tiny_model, text, list(range(a, a + 5)), n=3, seed=1, context=10)
+    for alt in r.alternatives:
+        assert len(alt.text) == len(text) and alt.text[:a] == text[:a] and alt.text[a + 5:] == text[a + 5:]
+        assert alt.spans == ((a, a + 5),) and alt.fill == alt.text[a:a + 5]
+    with pytest.raises(ValueError, match="context"):
+        fill_alternatives(tiny_model, text, [a], n=1, context=-1)
