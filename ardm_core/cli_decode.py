@@ -22,8 +22,9 @@ def _sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=0, help="keep the k likeliest characters, 0 = off")
     p.add_argument("--greedy", action="store_true", help="always take the likeliest character")
     p.add_argument("--seed", type=int, default=0, help="same seed, same output")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16: faster matrix products on CPUs with bfloat16 units; probabilities move by ~0.1%% (default fp32)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto (default): bf16 matrix products only where the CPU has bfloat16 units and they measured "
+                        "faster here (probabilities move by ~0.1%%), else fp32; fp32 or bf16 force either")
     p.add_argument("--upscale", action="store_true",
                    help="coarse to fine: decide every masked character's class (space, vowel, consonant, punctuation, ...) "
                         "first, then the characters, with the shipped upscaling model (or --model if it is one)")
