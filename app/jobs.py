@@ -190,12 +190,12 @@ def start_fill_job(state: EngineState, run_id: int, text: str, masked: list[int]
         if steps is not None:
             steps = None if steps >= len(masked) else max(S, steps)  # K is the total over the stages
         state.session = UpscaleSession(model, text, masked, order=order, steps=steps, picks=picks,
-                                       sampling=sampling, seed=options.seed)
+                                       sampling=sampling, seed=options.seed, precision="auto")
         legend = tuple((c.glyph, c.name) for c in model.stages.classes[0])
         name = model.name
     else:
         state.session = DecodeSession(state.model, text, masked, order=order, steps=steps, picks=picks,
-                                      sampling=sampling, seed=options.seed)
+                                      sampling=sampling, seed=options.seed, precision="auto")
         S, legend, name = 1, (), state.model.name
     state.run_id, state.options, state.base = run_id, options, StepBase()
     sched = getattr(state.session, "schedule", None)
