@@ -21,17 +21,17 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
-from .budget import Schedule, budget_schedule, document_table, naive_schedule
+from .budget import Schedule, budget_schedule, check_steps, document_table, naive_schedule
 from .checkpoint import LoadedModel
 from .device import PRECISIONS, resolve_precision
-from .orders import OrderState, get_order, order_names, validate_explicit
+from .orders import RNG_TAG_SAMPLE, Plan, order_names, validate_picks
 from .sampling import LOG2E, SamplingOptions, choose, entropy_bits, summarize
-from .windows import plan_windows, window_logprobs
+from .windows import teacher_forced_logprobs, window_logprobs
 
 PLANNERS = ("dp", "naive")  # budget_schedule (the paper's programme) or an equal split
 # PRECISIONS (ardm_core.device): fp32 (exact), bf16 (matrix products in bfloat16, probabilities move
@@ -69,14 +69,71 @@ class StepRequest:
     targets: np.ndarray  # positions whose rows the step needs
 
 
+# -- what a session needs from a model ------------------------------------------------------------
+@runtime_checkable
+class DecodingView(Protocol):
+    """What a session reads from a model. A plain ``LoadedModel`` is read through ``CharacterView``;
+    one stage of an upscaling model is ``ardm_core.upscale_session.StageView``."""
+
+    net: Any  # net(ids (B, T)) -> log-probs (B, T, V) over the symbols; .mask_id; .cfg.vocab_size
+    vocab: Any  # the character vocabulary (encodes the text)
+    block_size: int  # D: characters the network sees at once
+    loss_by_known: np.ndarray | None  # L_t table for budget planning
+    stage: int  # -1 for characters; the stage of an upscaling model otherwise
+    symbols: Sequence[str]  # what each output column writes
+    token_offset: int  # the input token of symbol i is i + token_offset
+    final_stage: bool  # symbols are characters: column 0 is <unk>, never sampled
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def blank_tokens(self, n_text: int) -> np.ndarray:
+        """(n_text,) the token an undecided position shows."""
+
+    def truth(self, char_ids: np.ndarray) -> np.ndarray:
+        """The symbol of each true character (teacher forcing)."""
+
+
+class CharacterView:
+    """A plain model as a session reads it: symbols are its characters, undecided positions show [MASK]."""
+
+    stage = -1
+    token_offset = 0
+    final_stage = True
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        self.net = model.net
+        self.vocab = model.vocab
+        self.block_size = int(model.config.block_size)
+        self.loss_by_known = model.loss_by_known
+        self.symbols = list(model.vocab.chars)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def blank_tokens(self, n_text: int) -> np.ndarray:
+        return np.full(n_text, self.net.mask_id, dtype=np.int64)
+
+    def truth(self, char_ids: np.ndarray) -> np.ndarray:
+        return char_ids
+
+
+def decoding_view(model) -> DecodingView:
+    if isinstance(model, LoadedModel):
+        return CharacterView(model)
+    if isinstance(model, DecodingView):
+        return model
+    raise ValueError(f"a session needs a LoadedModel or a DecodingView, got {type(model).__name__}")
+
+
 def plan_budget(L, K: int, n: int, n_text: int, planner: str = "dp") -> Schedule:
     """Step sizes for K steps over the last n of n_text positions, from a window's L_t table L.
 
     ``"dp"`` is the paper's programme; ``"naive"``, or a model without an L_t
-    table, gets the equal split.
+    table, gets the equal split. K outside 1..n is refused by ``check_steps``.
     """
-    if not 1 <= K <= n:
-        raise ValueError(f"steps must be between 1 and {n} (the number of masked characters), got {K}")
     has_table = L is not None and len(L)
     table = document_table(L, n_text) if has_table else np.ones(n_text)
     plan = budget_schedule if (planner == "dp" and has_table) else naive_schedule
@@ -122,12 +179,25 @@ class DecodeSession(StepTotals):
     ``steps`` is the budget K (None: one position per step); ``planner`` picks
     the per-step sizes for a budget: ``"dp"`` (default, least expected bits
     under the model's L_t table) or ``"naive"`` (equal split). A model without
-    an L_t table always gets the equal split.
+    an L_t table always gets the equal split. ``picks``: hand-picked positions
+    filled first, one per step, before the rest follows ``order`` (the budget
+    covers the rest). ``teacher``: teacher forcing; every step writes the
+    text's own character (or class) instead of sampling, and its bits are the
+    cost of the truth (characters outside the vocabulary cost 0).
+
+    ``words`` (ardm_core.lexicon.WordsOptions): real words only, a constraint
+    that sees every write (plain character models only).
+
+    A step is two halves, ``step_request`` (which rows the network must
+    compute) and ``step_finish`` (choose, write, record): a driver that batches
+    several sessions into one network call (``ardm_core.alternatives``) calls
+    them around one forward pass.
     """
 
-    def __init__(self, model: LoadedModel, text: str, masked, *, order: str = "confidence", steps: int | None = None,
-                 explicit: Sequence[int] | None = None, sampling: SamplingOptions = SamplingOptions(), seed: int = 0,
-                 planner: str = "dp", precision: str = "fp32", words=None):
+    def __init__(self, model, text: str, masked, *, order: str = "confidence", steps: int | None = None,
+                 explicit: Sequence[int] | None = None, picks: Sequence[int] | None = None,
+                 sampling: SamplingOptions = SamplingOptions(), seed: int = 0, planner: str = "dp",
+                 precision: str = "fp32", teacher: bool = False, words=None):
         if not isinstance(text, str):
             raise ValueError("text must be a string")
         if not isinstance(sampling, SamplingOptions):
@@ -138,69 +208,56 @@ class DecodeSession(StepTotals):
             raise ValueError(f"unknown precision {precision!r}; choose from {list(PRECISIONS)}")
         self.precision = resolve_precision(precision, model.net)  # "auto" becomes what pays on this machine
         self.model = model
+        self.view = decoding_view(model)
         self.text = text
         self.masked_positions = parse_mask(masked, len(text))
         self.n_masked = len(self.masked_positions)
         self.order = order
-        self._order_fn = get_order(order)
-        self._explicit_arg = explicit
-        self.explicit = None
-        if order == "explicit":
-            if explicit is None:
-                raise ValueError("order 'explicit' needs explicit=[positions], every masked position exactly once")
-            self.explicit = validate_explicit(explicit, self.masked_positions, len(text))
         self.sampling = sampling
         self.seed = int(seed)
         self.planner = planner
+        self.teacher = bool(teacher)
+        self._explicit_arg = explicit
+        self.picks: tuple[int, ...] = tuple(validate_picks(picks if picks is not None else (), self.masked_positions,
+                                                           len(text)).tolist())
         self.budget = steps
-        self.message: str | None = None
+        self.message: str | None = EMPTY_MASK_MESSAGE if self.n_masked == 0 else None
         self.schedule: Schedule | None = None
-        self._plan: list[int] | None = None
         if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1):
-            raise ValueError(f"steps must be an integer between 1 and {max(1, self.n_masked)} (got {steps!r})")
-        if self.n_masked == 0:
-            self.message = EMPTY_MASK_MESSAGE
-        elif steps is not None:
-            self.schedule = self._plan_budget(int(steps), self.n_masked)
-            self._plan = list(self.schedule.sizes)
+            check_steps(steps, max(1, self.n_masked - len(self.picks)))
+        n_rest = self.n_masked - len(self.picks)
+        if steps is not None and n_rest > 0:
+            self.schedule = self._plan_budget(steps, n_rest)
+        self.plan = Plan(len(text), self.masked_positions, order, sizes=self.schedule.sizes if self.schedule else None,
+                         picks=self.picks, seed=self.seed, explicit=explicit)
+        self.explicit = self.plan.explicit
 
-        self.vocab = model.vocab
-        self.D = model.config.block_size
-        self._mask_id = model.net.mask_id
-        # a stage of an upscaling model (ardm_core.upscale.StageView) reads the same way, with its own
-        # symbols, the token each symbol is written as, and per-position tokens for "not decided yet"
-        self._symbols: list[str] = getattr(model, "symbols", None) or self.vocab.chars
-        self._offset = int(getattr(model, "token_offset", 0))
-        self._final = bool(getattr(model, "final_stage", True))  # symbols are characters (<unk> = 0)
-        self.stage = int(getattr(model, "stage", -1))
+        v = self.view
+        self.vocab = v.vocab
+        self.D = v.block_size
+        self.stage = v.stage
+        truth = self.vocab.encode(text)  # (N,) int64; <unk> stays as context
+        self._teacher = v.truth(truth) if self.teacher else None  # the true symbol of each position
+        self._free = truth == 0  # <unk> in the true text: free context when teacher forcing, as in evaluate
+        self._blank = np.asarray(v.blank_tokens(len(text)), dtype=np.int64)
+        self._ids = truth.copy()
+        self._ids[self.masked_positions] = self._blank[self.masked_positions]
+        self._doc = torch.as_tensor(self._ids, device=v.device)  # updated in place, never re-encoded
+        self._open = np.ones(self.n_masked, dtype=bool)  # still masked, indexed like masked_positions
         # real words only (ardm_core.lexicon.WordsOptions): a constraint that sees every write
         self.words = words
         self._words = None
         if words is not None:
-            if getattr(model, "symbols", None) is not None or getattr(model, "is_upscale", False) or not self._final or self._offset:
+            if not isinstance(v, CharacterView):
                 raise ValueError("real words only works with a plain (character) model, not a stage of an upscaling model")
             self._words = words.constraint(self.vocab.chars, text, self.masked_positions)
-        self._ids = self.vocab.encode(text)  # (N,) int64; <unk> stays as context
-        blank = getattr(model, "blank", None)
-        self._blank = np.full(len(text), self._mask_id, dtype=np.int64) if blank is None else np.asarray(blank, dtype=np.int64)
-        self._ids[self.masked_positions] = self._blank[self.masked_positions]
-        self._doc = torch.as_tensor(self._ids, device=model.device)  # updated in place, never re-encoded
-        self._open = np.ones(self.n_masked, dtype=bool)  # still masked, indexed like masked_positions
-        self._state = OrderState(len(text), self.masked_positions, self.masked_positions, self.seed, self.explicit)
-        self._forced: np.ndarray | None = None  # teacher forcing (scoring): the true symbol per position
-        self._free = np.zeros(len(text), dtype=bool)  # scoring: <unk> in the true text, counted as 0 bits
         self.steps: list[DecodeStep] = []
         self._step_ids: list[np.ndarray] = []
         self.total_network_calls = 0  # including calls of steps later undone
 
     # -- planning ---------------------------------------------------------------------------
     def _plan_budget(self, K: int, n: int) -> Schedule:
-        return plan_budget(self.model.loss_by_known, K, n, len(self.text), self.planner)
-
-    def _size(self, index: int, remaining: int) -> int:
-        if self._plan is None:
-            return 1
-        return min(remaining, self._plan[index] if index < len(self._plan) else remaining)
+        return plan_budget(self.view.loss_by_known, K, n, len(self.text), self.planner)
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -208,10 +265,15 @@ class DecodeSession(StepTotals):
         return not self._open.any()
 
     def remaining_positions(self) -> np.ndarray:
+        """Positions still masked (sorted)."""
         return self.masked_positions[self._open]
 
+    def input_tokens(self) -> np.ndarray:
+        """(len(text),) the tokens the network sees now: known characters, decided symbols, blanks (a copy)."""
+        return self._ids.copy()
+
     def _write(self, positions: np.ndarray, ids: np.ndarray) -> None:
-        tokens = ids + self._offset
+        tokens = ids + self.view.token_offset
         self._ids[positions] = tokens
         self._doc[torch.as_tensor(positions, device=self._doc.device)] = torch.as_tensor(tokens, device=self._doc.device)
         self._open[np.searchsorted(self.masked_positions, positions)] = False
@@ -228,7 +290,7 @@ class DecodeSession(StepTotals):
                 self._words.fill(p, None)
 
     def _symbol(self, i: int, p: int) -> str:
-        return self._symbols[i] if (i or not self._final) else self.text[p]  # <unk> keeps the original
+        return self.view.symbols[i] if (i or not self.view.final_stage) else self.text[p]  # <unk> keeps the original
 
     # -- stepping ----------------------------------------------------------------------------
     def step(self) -> DecodeStep | None:
@@ -238,7 +300,7 @@ class DecodeSession(StepTotals):
         t0 = time.perf_counter()
         req = self.step_request()
         with self.network_context():
-            rows_t, n_win = window_logprobs(self.model.net, self._doc, req.targets, self.D)
+            rows_t, n_win = window_logprobs(self.view.net, self._doc, req.targets, self.D)
         return self.step_finish(req, rows_t, n_win, t0)
 
     def network_context(self):
@@ -259,48 +321,44 @@ class DecodeSession(StepTotals):
         return list(self._words.report.unconstrained) if self._words is not None else []
 
     def step_request(self) -> StepRequest:
-        """The first half of ``step``: which rows the next step needs. Callers that batch several sessions
-        into one network call (``ardm_core.alternatives``) call this, run the network, then ``step_finish``."""
+        """The first half of ``step``: which rows the next step needs (no model call). Callers that batch
+        several sessions into one network call (``ardm_core.alternatives``) call this, run the network,
+        then ``step_finish``."""
         if self.done:
             raise RuntimeError("the session is done")
         index = len(self.steps)
         remaining = self.masked_positions[self._open]
-        size = self._size(index, len(remaining))
-        st = self._state
-        st.remaining, st.max_prob, st.entropy = remaining, None, None
-        if self._order_fn.dynamic:  # the order needs the model's view of every remaining position
+        size = self.plan.size(index, len(remaining))
+        if self.plan.needs_scores(index):  # the order needs the model's view of every remaining position
             return StepRequest(index, remaining, size, None, remaining)
-        picked = np.asarray(self._order_fn(st, size), dtype=np.int64)
+        picked = self.plan.take(index, remaining)
         return StepRequest(index, remaining, size, picked, picked)
 
     def step_finish(self, req: StepRequest, rows_t: torch.Tensor, n_win: int, t0: float | None = None) -> DecodeStep:
         """The second half of ``step``: choose and write the characters from the rows (k, V) at ``req.targets``."""
         t0 = time.perf_counter() if t0 is None else t0
-        index, remaining, size, st = req.index, req.remaining, req.size, self._state
+        index, remaining = req.index, req.remaining
+        rows_all = rows_t.double().cpu().numpy()
         if req.picked is None:
-            rows_all = rows_t.double().cpu().numpy()
-            st.max_prob, st.entropy = np.exp(rows_all.max(axis=1)), entropy_bits(rows_all)
-            picked = np.asarray(self._order_fn(st, size), dtype=np.int64)
+            picked = self.plan.take(index, remaining, np.exp(rows_all.max(axis=1)), entropy_bits(rows_all))
             rows = rows_all[np.searchsorted(remaining, picked)]
         else:
-            picked = req.picked
-            rows = rows_t.double().cpu().numpy()
-        if len(picked) != size:
-            raise RuntimeError(f"order {self.order!r} picked {len(picked)} positions, expected {size}")
+            picked, rows = req.picked, rows_all
         cbits: tuple[float, ...] = ()
-        if self._forced is not None:
-            ids = self._forced[picked]
+        rng = np.random.default_rng([self.seed % 2**64, RNG_TAG_SAMPLE, index])
+        if self._teacher is not None:
+            ids = self._teacher[picked]
         elif self._words is not None:
-            ids, cbits = self._choose_words(picked, rows, np.random.default_rng([self.seed % 2**64, 1, index]))
+            ids, cbits = self._choose_words(picked, rows, rng)
         else:
-            ids = choose(rows, self.sampling, np.random.default_rng([self.seed % 2**64, 1, index]), unk_column=self._final)
+            ids = choose(rows, self.sampling, rng, unk_column=self.view.final_stage)
         s = summarize(rows, ids)
         bits = s.bits
-        if self._forced is not None and self._free[picked].any():  # <unk> in the true text: free context, as in evaluate
+        if self._teacher is not None and self._free[picked].any():
             bits = np.where(self._free[picked], 0.0, bits)
         self._write(picked, ids)
         self.total_network_calls += 1
-        chars = self._symbols
+        chars = self.view.symbols
         step_bits = float(bits.sum())
         out = DecodeStep(
             index=index,
@@ -351,49 +409,68 @@ class DecodeSession(StepTotals):
         self._unwrite(np.asarray(st.positions, dtype=np.int64))
         return st
 
-    _BRANCH_KEYS = ("seed", "order", "sampling", "steps", "explicit", "planner", "words")
+    _BRANCH_KEYS = ("seed", "order", "sampling", "steps", "explicit", "planner", "picks", "words")
+
+    def _future_sizes(self, at_step: int) -> list[int] | None:
+        """Sizes of the steps after ``at_step`` as this session took or planned them (None: one per step)."""
+        if self.plan.sizes is None:
+            return None
+        taken = [len(st.positions) for st in self.steps[at_step:]]
+        j = len(self.steps) - self.plan.first_step - len(self.plan.picks)  # plan steps after the picks so far
+        return taken + [1] * max(0, -j) + list(self.plan.sizes[max(0, j):])
 
     def branch(self, at_step: int, **changes) -> "DecodeSession":
         """A new session holding this one's first ``at_step`` steps, then stepping on with ``changes``.
 
         ``steps`` in ``changes`` is the budget for the positions still masked
-        after the branch point (None: one per step); without it the branch
-        keeps this session's plan. Nothing of this session changes.
+        after the branch point and its hand-picked ones (None: one per step);
+        without it the branch keeps this session's plan. Hand-picked positions
+        not filled by the kept steps come next, as in this session. Nothing of
+        this session changes.
         """
         unknown = sorted(set(changes) - set(self._BRANCH_KEYS))
         if unknown:
             raise ValueError(f"cannot change {unknown} in a branch; choose from {list(self._BRANCH_KEYS)}")
-        if not isinstance(at_step, (int, np.integer)) or not 0 <= at_step <= len(self.steps):
+        if not isinstance(at_step, (int, np.integer)) or isinstance(at_step, bool) or not 0 <= at_step <= len(self.steps):
             raise ValueError(f"at_step must be between 0 and {len(self.steps)} (steps taken), got {at_step!r}")
-        kw = dict(order=self.order, explicit=self._explicit_arg, sampling=self.sampling, seed=self.seed, planner=self.planner,
-                  precision=self.precision, words=self.words)
+        at_step = int(at_step)
+        kw = dict(order=self.order, explicit=self._explicit_arg, picks=self.picks, sampling=self.sampling, seed=self.seed,
+                  planner=self.planner, precision=self.precision, teacher=self.teacher, words=self.words)
         kw.update({k: v for k, v in changes.items() if k != "steps"})
         new = DecodeSession(self.model, self.text, self.masked_positions, steps=None, **kw)
-        new._forced, new._free = self._forced, self._free
         for st, ids in zip(self.steps[:at_step], self._step_ids[:at_step]):
             new._write(np.asarray(st.positions, dtype=np.int64), ids)
             new.steps.append(st)
             new._step_ids.append(ids)
-        prefix = [len(st.positions) for st in new.steps]
         new.total_network_calls = new.network_calls  # the calls that produced the prefix
+        open_now = set(new.remaining_positions().tolist())
+        picks_left = [p for p in new.picks if p in open_now]
+        n_rest = len(open_now) - len(picks_left)
+        sizes = None
         if "steps" in changes:
-            K, n_rem = changes["steps"], int(new._open.sum())
+            K = changes["steps"]
             new.budget = K
-            if K is not None and n_rem:
-                if not isinstance(K, (int, np.integer)) or isinstance(K, bool):
-                    raise ValueError(f"steps must be an integer between 1 and {n_rem} (got {K!r})")
-                new.schedule = new._plan_budget(int(K), n_rem)
-                new._plan = prefix + list(new.schedule.sizes)
+            if K is not None and n_rest:
+                new.schedule = new._plan_budget(K, n_rest)
+                sizes = new.schedule.sizes
         else:
-            new.budget, new.schedule, new._plan = self.budget, self.schedule, self._plan
+            new.budget, new.schedule = self.budget, self.schedule
+            future = self._future_sizes(at_step)
+            if future is not None and n_rest:
+                sizes = future[len(picks_left):]
+                if sum(sizes) != n_rest:  # the picks changed: the same number of steps for the rest
+                    sizes = new._plan_budget(max(1, min(n_rest, len(sizes))), n_rest).sizes
+        new.plan = Plan(len(self.text), self.masked_positions, new.order, sizes=sizes, picks=picks_left, seed=new.seed,
+                        explicit=new.plan.explicit, first_step=at_step, remaining=new.remaining_positions())
         return new
 
     # -- results --------------------------------------------------------------------------------
     def current_chars(self) -> list[str | None]:
         """One entry per character of the text: None where still masked."""
         out: list[str | None] = list(self.text)
+        off = self.view.token_offset
         for p, i, o in zip(self.masked_positions.tolist(), self._ids[self.masked_positions].tolist(), self._open.tolist()):
-            out[p] = None if o else self._symbol(i - self._offset, p)
+            out[p] = None if o else self._symbol(i - off, p)
         return out
 
     def result(self) -> str:
@@ -417,23 +494,23 @@ class ScoreResult:
     schedule: Schedule | None = None  # the budget plan, when steps was given
 
 
-def score(model: LoadedModel, text: str, masked, *, order: str = "l2r", explicit: Sequence[int] | None = None,
-          steps: int | None = None, seed: int = 0, planner: str = "dp", batch_rows: int = 64) -> ScoreResult:
+def score(model, text: str, masked, *, order: str = "l2r", explicit: Sequence[int] | None = None,
+          picks: Sequence[int] | None = None, steps: int | None = None, seed: int = 0, planner: str = "dp",
+          batch_rows: int = 64) -> ScoreResult:
     """Exact bits of the characters of ``text`` at ``masked`` under ``order`` (teacher forcing).
 
     With a budget K the positions of one step are predicted together (the
     paper's parallel factorisation), so the result is the cost of K-step
     generation. Fixed orders batch up to ``batch_rows`` steps per forward
     pass; every step still counts as one network call (as in the paper).
+    ``model`` is a LoadedModel or a DecodingView (one stage of an upscaling model).
     """
-    s = DecodeSession(model, text, masked, order=order, steps=steps, explicit=explicit, seed=seed, planner=planner)
-    truth = model.vocab.encode(text)
-    s._free = truth == 0
-    s._forced = model.choices(truth) if hasattr(model, "choices") else truth  # the true symbol of each position
-    n_unknown = int((truth[s.masked_positions] == 0).sum())
+    s = DecodeSession(model, text, masked, order=order, steps=steps, explicit=explicit, picks=picks, seed=seed,
+                      planner=planner, teacher=True)
+    n_unknown = int(s._free[s.masked_positions].sum())
     if s.n_masked == 0:
         return ScoreResult(order, np.zeros(0), s.masked_positions, 0.0, 0.0, 0, 0, 0, None)
-    if s._order_fn.dynamic:
+    if s.plan.dynamic:
         for _ in s.run():
             pass
         bits = np.zeros(len(text))
@@ -441,60 +518,17 @@ def score(model: LoadedModel, text: str, masked, *, order: str = "l2r", explicit
             bits[list(st.positions)] = st.bits
         n_steps = len(s.steps)
     else:
-        bits, n_steps = _score_fixed(s, truth, batch_rows)
+        groups = s.plan.fixed_steps()
+        shown = s.input_tokens()
+        shown[s.masked_positions] = s._teacher[s.masked_positions] + s.view.token_offset  # a filled position's token
+        lp = teacher_forced_logprobs(s.view.net, shown, s._blank, groups, s._teacher, s.D, device=s.view.device,
+                                     batch_rows=batch_rows)
+        bits = np.where(s._free, 0.0, -lp * LOG2E)  # <unk>: free context
+        n_steps = len(groups)
     b = bits[s.masked_positions]
     total = float(b.sum())
     return ScoreResult(order, b, s.masked_positions, total, total / s.n_masked, n_steps, n_steps, n_unknown, s.schedule)
 
 
-@torch.inference_mode()
-def _score_fixed(s: DecodeSession, truth: np.ndarray, batch_rows: int) -> tuple[np.ndarray, int]:
-    """Teacher-forced bits for a fixed order, many steps per forward pass. Returns (bits by position, steps)."""
-    N, D = len(s.text), s.D
-    # 1. the order's steps, without the model
-    step_of = np.full(N, -1, dtype=np.int64)  # step at which a masked position is filled; -1 = known
-    st, open_ = s._state, np.ones(s.n_masked, dtype=bool)
-    groups = []
-    while open_.any():
-        st.remaining = s.masked_positions[open_]
-        picked = np.asarray(s._order_fn(st, s._size(len(groups), len(st.remaining))), dtype=np.int64)
-        step_of[picked] = len(groups)
-        open_[np.searchsorted(s.masked_positions, picked)] = False
-        groups.append(np.sort(picked))
-    # 2. one row per (step, window): the window around that step's positions
-    W = min(N, D)
-    row_step, row_start, tgt_row, tgt_pos = [], [], [], []
-    for k, g in enumerate(groups):
-        starts, owner = plan_windows(g, N, D)
-        tgt_row.append(owner + len(row_step))
-        tgt_pos.append(g)
-        row_step.extend([k] * len(starts))
-        row_start.extend(starts.tolist())
-    row_step, row_start = np.asarray(row_step), np.asarray(row_start)
-    tgt_row, tgt_pos = np.concatenate(tgt_row), np.concatenate(tgt_pos)
-    # 3. forward in chunks; a position is visible in a row iff it is known or filled before that row's step
-    dev = s.model.device
-    target_t = torch.as_tensor(s._forced, device=dev)  # the true symbol per position
-    shown = truth.copy()  # what the network sees once a position is filled: its symbol's token
-    shown[s.masked_positions] = s._forced[s.masked_positions] + s._offset
-    truth_t = torch.as_tensor(shown, device=dev)
-    blank_t = torch.as_tensor(s._blank, device=dev)
-    free_t = torch.as_tensor(s._free, device=dev)
-    step_t = torch.as_tensor(step_of, device=dev)
-    offs = torch.arange(W, device=dev)
-    bits = np.zeros(N)
-    for r0 in range(0, len(row_step), batch_rows):
-        r1 = min(len(row_step), r0 + batch_rows)
-        idx = torch.as_tensor(row_start[r0:r1], device=dev)[:, None] + offs[None, :]  # (b, W)
-        hidden = step_t[idx] >= torch.as_tensor(row_step[r0:r1], device=dev)[:, None]
-        logp = s.model.net(torch.where(hidden, blank_t[idx], truth_t[idx]))  # (b, W, V)
-        sel = (tgt_row >= r0) & (tgt_row < r1)
-        rr, pp = tgt_row[sel], tgt_pos[sel]
-        pp_t = torch.as_tensor(pp, device=dev)
-        lp = logp[torch.as_tensor(rr - r0, device=dev), torch.as_tensor(pp - row_start[rr], device=dev), target_t[pp_t]]
-        lp = lp.masked_fill(free_t[pp_t], 0.0)  # <unk>: free context
-        bits[pp] = (-lp.double() * LOG2E).cpu().numpy()
-    return bits, len(groups)
-
-
-__all__ = ["DecodeSession", "DecodeStep", "StepRequest", "SamplingOptions", "ScoreResult", "score", "parse_mask", "order_names", "PLANNERS"]
+__all__ = ["DecodeSession", "DecodeStep", "StepRequest", "DecodingView", "CharacterView", "SamplingOptions",
+           "ScoreResult", "score", "parse_mask", "plan_budget", "order_names", "PLANNERS"]

@@ -18,12 +18,16 @@ Infilling: characters the user knows are known at every stage. Training
 shows them as characters (never as classes) in a random share of windows
 (``context``): a random set of positions is fully known and the staged
 bound runs over the rest, which is exactly the infilling condition.
+
+This module holds the model side (stage tables, the staged objective,
+building and evaluating the network); decoding stage by stage is
+``ardm_core.upscale_session``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -33,8 +37,6 @@ import torch.nn.functional as F
 from .data import chunk_windows
 from .model import ARDMTransformer
 from .objective import LN2, Loss, masked_nll
-from .budget import MAX_EXACT, Schedule, budget_costs, document_table
-from .session import DecodeSession, SamplingOptions, StepTotals, parse_mask, plan_budget, score
 from .stages import StageMap
 
 
@@ -255,43 +257,6 @@ def estimate_stage_tables(net: ARDMTransformer, tables: StageTables, ids: np.nda
     return out
 
 
-__all__ = ["StageTables", "StageNet", "stage_logprobs", "upscale_loss", "upscale_network", "upscale_elbo",
-           "estimate_stage_tables"]
-
-
-# -- decoding stage by stage -------------------------------------------------------------------------
-class StageView:
-    """One stage of a loaded upscaling model, shaped like a plain model for ``DecodeSession``.
-
-    ``blank`` holds, per document position, the token an undecided position
-    shows at this stage: its class from the stage before ([MASK] at stage 0).
-    """
-
-    def __init__(self, model, s: int, blank: np.ndarray | None, tables: StageTables | None = None):
-        sm = model.stages
-        self.base = model
-        self.stage = s
-        self.vocab = model.vocab
-        self.config = model.config
-        self.meta = model.meta
-        self.tables = tables or stage_tables(model)
-        self.net = StageNet(model.net, self.tables, s)
-        tabs = model.stage_loss_by_known
-        self.loss_by_known = None if not tabs else tabs[s]
-        self.token_offset = sm.token_offset(s)
-        self.final_stage = s == sm.S - 1
-        self.symbols = list(model.vocab.chars) if self.final_stage else [c.glyph for c in sm.classes[s]]
-        self.blank = blank
-
-    @property
-    def device(self) -> torch.device:
-        return self.base.device
-
-    def choices(self, char_ids: np.ndarray) -> np.ndarray:
-        """The stage-s symbol of each character id (the truth, for scoring)."""
-        return self.base.stages.assign[self.stage][char_ids]
-
-
 def stage_tables(model) -> StageTables:
     """The model's lookup tables on its device (cached on the model object)."""
     cached = getattr(model, "_stage_tables", None)
@@ -301,237 +266,5 @@ def stage_tables(model) -> StageTables:
     return cached
 
 
-def split_budget(model, K: int, n: int, n_text: int) -> list[int]:
-    """Steps per stage for a total budget K over n masked of n_text characters.
-
-    Each stage needs at least one step. With L_t tables the split minimises the
-    summed expected bits of the stages' own DP schedules; without them (or for
-    more than ``MAX_EXACT`` positions) it is as equal as possible.
-    """
-    S = model.stages.S
-    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not S <= K <= S * n:
-        raise ValueError(f"steps for a {S}-stage upscaling model must be between {S} (one per stage) and {S * n} "
-                         f"(one character per step in every stage), got {K!r}")
-    tabs = model.stage_loss_by_known
-    if not tabs or n > MAX_EXACT:
-        q, r = divmod(K, S)
-        return [q + (1 if s < r else 0) for s in range(S)]
-    kmax = min(n, K - (S - 1))
-    costs = [budget_costs(document_table(t, n_text), kmax, start=n_text - n, n=n) for t in tabs]
-    # best[s][k]: least cost of stages s.. with k steps in all; stage s takes ks = 1..kmax of them
-    best = np.full((S + 1, K + 1), np.inf)
-    best[S, 0] = 0.0
-    pick = np.zeros((S, K + 1), dtype=np.int64)
-    ks = np.arange(1, kmax + 1)
-    for s in range(S - 1, -1, -1):
-        for k in range(1, K + 1):
-            ok = ks[ks <= k]
-            c = costs[s][ok - 1] + best[s + 1, k - ok]
-            if len(c):
-                i = int(np.argmin(c))
-                best[s, k], pick[s, k] = c[i], ok[i]
-    out, k = [], K
-    for s in range(S):
-        out.append(int(pick[s, k]))
-        k -= out[-1]
-    return out
-
-
-class UpscaleSession(StepTotals):
-    """Coarse to fine: fill every masked position's class, stage by stage, then the characters.
-
-    The same interface as ``DecodeSession`` (step, run, back, branch,
-    current_chars, result). Each stage runs as a ``DecodeSession`` over the
-    masked positions with the same order and sampling options; ``steps`` is the
-    total budget, split between the stages by ``split_budget``. Steps carry
-    ``stage``; their ``chars`` are class glyphs before the last stage.
-    """
-
-    def __init__(self, model, text: str, masked, *, order: str = "confidence", steps: int | None = None,
-                 explicit=None, sampling=None, seed: int = 0, planner: str = "dp", precision: str = "fp32"):
-        if not getattr(model, "is_upscale", False):
-            raise ValueError(f"{model.name} is not an upscaling model; coarse-to-fine needs one (for example assets/models/upscale)")
-        if not isinstance(text, str):
-            raise ValueError("text must be a string")
-        self.model = model
-        self.text = text
-        self.masked_positions = parse_mask(masked, len(text))
-        self.n_masked = len(self.masked_positions)
-        self.S = model.stages.S
-        self.kw = dict(order=order, explicit=explicit, sampling=sampling or SamplingOptions(), seed=seed,
-                       planner=planner, precision=precision)
-        self.budget = steps
-        self.stage_steps: list[int | None] = [None] * self.S
-        if steps is not None and self.n_masked:
-            self.stage_steps = split_budget(model, steps, self.n_masked, len(text))
-        self._tables = stage_tables(model)
-        first = DecodeSession(StageView(model, 0, None, self._tables), text, self.masked_positions,
-                              steps=self.stage_steps[0], **self.kw)
-        self.message = first.message
-        self._subs = [first]
-        self.steps: list = []
-        self.total_network_calls = 0
-
-    # -- plan ---------------------------------------------------------------------------------
-    @property
-    def schedule(self) -> Schedule | None:
-        """Characters per step over all stages, when a budget was given: each stage's plan, as its session makes it."""
-        if self.budget is None or not self.n_masked:
-            return None
-        tabs = self.model.stage_loss_by_known or [None] * self.S
-        plans = []
-        for s, k in enumerate(self.stage_steps):
-            sub = self._subs[s] if s < len(self._subs) else None
-            if sub is not None and sub.schedule is not None:
-                plans.append(sub.schedule)  # what the stage's session planned (after a branch: for the rest)
-            elif k is not None:
-                plans.append(plan_budget(tabs[s], k, self.n_masked, len(self.text), self.kw["planner"]))
-        return Schedule(tuple(x for p in plans for x in p.sizes), tuple(x for p in plans for x in p.known_before),
-                        sum(p.expected_bits for p in plans))
-
-    # -- state --------------------------------------------------------------------------------
-    @property
-    def stage(self) -> int:
-        return len(self._subs) - 1
-
-    @property
-    def done(self) -> bool:
-        return self.n_masked == 0 or (len(self._subs) == self.S and self._subs[-1].done)
-
-    def _next_stage(self):
-        prev = self._subs[-1]
-        s = len(self._subs)
-        blank = prev._ids.copy()  # undecided positions show their class from the stage before
-        sub = DecodeSession(StageView(self.model, s, blank, self._tables), self.text, self.masked_positions,
-                            steps=self.stage_steps[s], **self.kw)
-        self._subs.append(sub)
-        return sub
-
-    def step(self):
-        if self.done:
-            return None
-        sub = self._subs[-1]
-        if sub.done:
-            sub = self._next_stage()
-        st = sub.step()
-        out = replace(st, index=len(self.steps), cumulative_bits=self.total_bits + st.step_bits,
-                      network_calls=self.network_calls + 1)
-        self.total_network_calls += 1
-        self.steps.append(out)
-        return out
-
-    def run(self):
-        while not self.done:
-            yield self.step()
-
-    def back(self):
-        if not self.steps:
-            return None
-        if not self._subs[-1].steps and len(self._subs) > 1:
-            self._subs.pop()
-        self._subs[-1].back()
-        return self.steps.pop()
-
-    def branch(self, at_step: int, **changes) -> "UpscaleSession":
-        """A new session with this one's first ``at_step`` steps, stepping on with ``changes``.
-
-        ``steps`` in ``changes`` is the budget for the rest: the steps still to
-        take in the stage where the branch falls plus every later stage.
-        """
-        if not isinstance(at_step, (int, np.integer)) or not 0 <= at_step <= len(self.steps):
-            raise ValueError(f"at_step must be between 0 and {len(self.steps)} (steps taken), got {at_step!r}")
-        kw = {**self.kw, **{k: v for k, v in changes.items() if k != "steps"}}
-        new = UpscaleSession.__new__(UpscaleSession)
-        new.__dict__.update(self.__dict__)
-        new.kw, new.steps, new._subs = kw, list(self.steps[:at_step]), []
-        new.total_network_calls = new.network_calls
-        left = at_step
-        sub_changes = {k: v for k, v in changes.items() if k != "steps"}
-        for s, sub in enumerate(self._subs):
-            n = len(sub.steps)
-            if left >= n and sub.done and s < len(self._subs) - 1:
-                new._subs.append(sub.branch(n))
-                left -= n
-                continue
-            new._subs.append(sub.branch(left, **sub_changes))
-            break
-        if "steps" in changes:
-            K = changes["steps"]
-            cur = new._subs[-1]
-            rem = int(cur._open.sum())
-            parts = (1 if rem else 0) + self.S - len(new._subs)  # stages with steps still to take
-            if K is None:
-                ks = [None] * parts
-            else:
-                if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or not parts <= K:
-                    raise ValueError(f"steps must be an integer of at least {parts} (one per stage still to run), got {K!r}")
-                q, r = divmod(int(K), parts)  # an equal split between the stages left
-                ks = [q + (1 if i < r else 0) for i in range(parts)]
-                if rem and ks[0] > rem:
-                    extra, ks[0] = ks[0] - rem, rem
-                    if len(ks) > 1:
-                        ks[1] += extra
-            if rem:
-                new._subs[-1] = cur.branch(len(cur.steps), steps=ks.pop(0))
-            new.stage_steps = list(self.stage_steps[: len(new._subs)]) + ks
-            new.budget = K
-        return new
-
-    # -- results ------------------------------------------------------------------------------
-    def current_chars(self) -> list[str | None]:
-        """Per character: the text, the finest decided symbol (a class glyph before the last stage), or None."""
-        out = self._subs[-1].current_chars()
-        if len(self._subs) > 1:
-            prev = self._subs[-2].current_chars()
-            for p in self.masked_positions.tolist():
-                if out[p] is None:
-                    out[p] = prev[p]
-        return out
-
-    def stage_of_positions(self) -> np.ndarray:
-        """(n_masked,) the last stage decided at each masked position (-1: none yet)."""
-        out = np.full(self.n_masked, len(self._subs) - 2, dtype=np.int64)
-        out[~self._subs[-1]._open] = len(self._subs) - 1
-        return out
-
-    def result(self) -> str:
-        if not self.done:
-            raise RuntimeError("the session is not done: positions are still to decide")
-        return self._subs[-1].result()
-
-
-@dataclass
-class UpscaleScore:
-    order: str
-    positions: np.ndarray  # the masked positions
-    bits: np.ndarray  # (n_masked,) bits per masked position, all stages summed
-    stage_bits: list[float]  # total bits of each stage
-    total_bits: float
-    bits_per_char: float
-    network_calls: int
-    stage_steps: list[int | None]
-    n_unknown: int = 0  # masked characters outside the vocabulary: 0 bits
-
-
-def upscale_score(model, text: str, masked, *, order: str = "l2r", steps: int | None = None, seed: int = 0,
-                  planner: str = "dp", explicit=None) -> UpscaleScore:
-    """Exact bits of the text's masked characters under coarse-to-fine decoding (teacher forcing)."""
-    pos = parse_mask(masked, len(text))
-    S = model.stages.S
-    ks = split_budget(model, steps, len(pos), len(text)) if steps is not None and len(pos) else [None] * S
-    truth = model.vocab.encode(text)
-    tables = stage_tables(model)
-    bits = np.zeros(len(pos))
-    stage_bits, calls = [], 0
-    for s in range(S):
-        blank = None if s == 0 else model.stages.tokens(truth, s - 1)
-        r = score(StageView(model, s, blank, tables), text, pos, order=order, steps=ks[s], seed=seed, planner=planner,
-                  explicit=explicit)
-        bits += r.bits
-        stage_bits.append(float(r.total_bits))
-        calls += r.network_calls
-    total = float(bits.sum())
-    return UpscaleScore(order, pos, bits, stage_bits, total, total / max(1, len(pos)), calls, ks, int((truth[pos] == 0).sum()))
-
-
-__all__ += ["StageView", "UpscaleSession", "UpscaleScore", "upscale_score", "split_budget", "stage_tables"]
+__all__ = ["StageTables", "StageNet", "stage_logprobs", "stage_tables", "upscale_loss", "upscale_network", "upscale_elbo",
+           "estimate_stage_tables"]

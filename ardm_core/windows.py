@@ -15,6 +15,9 @@ still masked):
 4. All windows of a step run as one batched forward pass (split into chunks
    of ``max_batch`` rows only to bound memory) and count as ONE network call.
 
+Teacher forcing (``teacher_forced_logprobs``) builds the same windows for
+every step of a fixed plan at once, so many steps share one forward pass.
+
 Every target lies in exactly one window, so its prediction is well defined.
 Context is whatever the window holds: known characters, characters filled by
 earlier steps, ``<unk>`` for characters outside the vocabulary, and
@@ -114,4 +117,52 @@ def window_logprobs_many(net, docs: list[torch.Tensor], targets: list[np.ndarray
     return out, len(batch)
 
 
-__all__ = ["plan_windows", "window_logprobs", "window_logprobs_many"]
+@torch.inference_mode()
+def teacher_forced_logprobs(net, shown: np.ndarray, blank: np.ndarray, steps: list[np.ndarray], target: np.ndarray,
+                            D: int, *, device, batch_rows: int = 64) -> np.ndarray:
+    """log p(target[p]) at every position p that ``steps`` fill, each seen as at its own step (teacher forcing).
+
+    ``shown`` (N,) is the document with every position already written (its
+    true token), ``blank`` (N,) what an undecided position shows, ``steps``
+    the positions of each step in order, ``target`` (N,) the true output
+    column per position. A position is visible in step k's rows iff it is
+    known or filled by a step before k. One row per (step, window); rows are
+    batched ``batch_rows`` per forward pass. Returns (N,) natural-log
+    probabilities, 0 where no step fills.
+    """
+    N = len(shown)
+    step_of = np.full(N, -1, dtype=np.int64)  # step at which a position is filled; -1 = known
+    row_step, row_start, tgt_row, tgt_pos = [], [], [], []
+    for k, g in enumerate(steps):
+        g = np.sort(np.asarray(g, dtype=np.int64))
+        step_of[g] = k
+        starts, owner = plan_windows(g, N, D)
+        tgt_row.append(owner + len(row_step))
+        tgt_pos.append(g)
+        row_step.extend([k] * len(starts))
+        row_start.extend(starts.tolist())
+    out = np.zeros(N)
+    if not row_step:
+        return out
+    row_step_a, row_start_a = np.asarray(row_step), np.asarray(row_start)
+    tgt_row_a, tgt_pos_a = np.concatenate(tgt_row), np.concatenate(tgt_pos)
+    W = min(N, D)
+    target_t = torch.as_tensor(target, device=device)
+    shown_t = torch.as_tensor(shown, device=device)
+    blank_t = torch.as_tensor(blank, device=device)
+    step_t = torch.as_tensor(step_of, device=device)
+    offs = torch.arange(W, device=device)
+    for r0 in range(0, len(row_step_a), batch_rows):
+        r1 = min(len(row_step_a), r0 + batch_rows)
+        idx = torch.as_tensor(row_start_a[r0:r1], device=device)[:, None] + offs[None, :]  # (b, W)
+        hidden = step_t[idx] >= torch.as_tensor(row_step_a[r0:r1], device=device)[:, None]
+        logp = net(torch.where(hidden, blank_t[idx], shown_t[idx]))  # (b, W, V)
+        sel = (tgt_row_a >= r0) & (tgt_row_a < r1)
+        rr, pp = tgt_row_a[sel], tgt_pos_a[sel]
+        pp_t = torch.as_tensor(pp, device=device)
+        lp = logp[torch.as_tensor(rr - r0, device=device), torch.as_tensor(pp - row_start_a[rr], device=device), target_t[pp_t]]
+        out[pp] = lp.double().cpu().numpy()
+    return out
+
+
+__all__ = ["plan_windows", "window_logprobs", "window_logprobs_many", "teacher_forced_logprobs"]

@@ -37,7 +37,8 @@ from ardm_core.checkpoint import load_model  # noqa: E402
 from ardm_core.evaluate import elbo  # noqa: E402
 from ardm_core.paths import default_test_file  # noqa: E402
 from ardm_core.session import score  # noqa: E402
-from ardm_core.upscale import stage_tables, upscale_elbo, upscale_score  # noqa: E402
+from ardm_core.upscale import stage_tables, upscale_elbo  # noqa: E402
+from ardm_core.upscale_session import upscale_score  # noqa: E402
 
 SPANS = (1, 4, 16, 64)
 BUDGETS = (20, 50)

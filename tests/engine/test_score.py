@@ -17,8 +17,7 @@ TEXT = SAMPLE_TEXT[:64]
 
 def stepwise(model, text, masked, **kw) -> np.ndarray:
     """The same score through the session, one network call per step (the reference)."""
-    s = DecodeSession(model, text, masked, **kw)
-    s._forced = model.vocab.encode(text)
+    s = DecodeSession(model, text, masked, teacher=True, **kw)
     bits = np.zeros(len(text))
     for st in s.run():
         bits[list(st.positions)] = st.bits

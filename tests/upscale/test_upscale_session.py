@@ -7,7 +7,7 @@ import pytest
 
 from ardm_core.checkpoint import load_model
 from ardm_core.session import SamplingOptions, score
-from ardm_core.upscale import StageView, UpscaleSession, split_budget, upscale_score
+from ardm_core.upscale_session import StageView, UpscaleSession, split_budget, upscale_score
 
 TEXT = "The cat sat on the mat. It was 9 o'clock!\nA dog barked."
 
@@ -131,8 +131,23 @@ def test_branch_with_a_new_budget_finishes_in_that_many_steps(tiny_upscale):
     b = a.branch(5, steps=6)  # 6 more steps: the rest of the class stage and the character stage
     rest = list(b.run())
     assert len(rest) == 6 and b.done and len(b.steps) == 11
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="between 2"):
         a.branch(5, steps=1)
     list(a.run())
     c = a.branch(len(pos), steps=None)  # at the stage boundary: the character stage, one per step
     assert len(list(c.run())) == len(pos) and c.steps[: len(pos)] == a.steps[: len(pos)]
+
+
+def test_branch_budget_is_refused_or_kept_before_any_network_call(tiny_upscale):
+    """Ten masks, nine class steps taken: the rest is 1 class step and 10 character steps at most."""
+    pos = masked_positions(TEXT)[:10]
+    a = UpscaleSession(tiny_upscale, TEXT, pos, order="l2r", seed=0)
+    for _ in range(9):
+        a.step()
+    with pytest.raises(ValueError, match="between 2 .* and 11"):
+        a.branch(9, steps=20)  # once planned as [1, 19] and failed in the character stage
+    for K in (2, 5, 11):
+        b = a.branch(9, steps=K)
+        assert len(list(b.run())) == K and b.done
+        assert b.stage_steps[0] is None and b.stage_steps[1] == K - 1
+        assert tuple(len(st.positions) for st in b.steps[9:]) == b.schedule.sizes, "the reported plan is the plan that ran"
