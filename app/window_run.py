@@ -96,7 +96,7 @@ class WindowRun:
         if self.runner.run is None or not self._can_compute():
             return
         run = self.runner.run
-        if run.steps and self.runner.view >= len(run.steps) and not self.runner.running:
+        if run.done and self.runner.view >= len(run.steps) and not self.runner.running:
             # at the end of a run nothing is left to resample: offer the best fill that differs from the one shown
             shown = self.editor.toPlainText()
             if len(shown) == len(run.text):
