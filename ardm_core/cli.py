@@ -27,13 +27,40 @@ class UserError(Exception):
     """An error in what the user asked for; printed as one line."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``ardm train: error: argument --steps: ... (see ardm train --help)``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_in(lo: int, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi] (hi None: no upper end)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"must be an integer, at least {lo:,}" + (f" and at most {hi:,}" if hi is not None else "")
+                                             + f" (got {v:,})")
+        return v
+
+    parse.__name__ = "integer"
+    return parse
+
+
+SEED = int_in(0, 2**63 - 1)  # any seed a generator takes; same seed, same output
+
+
 def model_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help=f"model folder (default: the shipped model, {default_model_dir()})")
     p.add_argument("--device", default="auto", help="auto (CUDA, MPS, then CPU), cuda, mps or cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ardm", description="Order-agnostic autoregressive diffusion models for text.")
+    parser = Parser(prog="ardm", description="Order-agnostic autoregressive diffusion models for text.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -58,7 +85,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a malformed command line (one line on stderr)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

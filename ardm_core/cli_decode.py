@@ -11,6 +11,7 @@ from .paths import default_model_dir, upscale_model_dir
 
 
 def _sampling_arguments(p: argparse.ArgumentParser) -> None:
+    from .cli import SEED
     from .orders import order_names
 
     p.add_argument("--order", default="confidence", help=f"generation order: {', '.join(order_names())} (default: confidence)")
@@ -21,7 +22,7 @@ def _sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, 1 = off")
     p.add_argument("--top-k", type=int, default=0, help="keep the k likeliest characters, 0 = off")
     p.add_argument("--greedy", action="store_true", help="always take the likeliest character")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same output")
+    p.add_argument("--seed", type=SEED, default=0, help="same seed, same output")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="auto (default): bf16 matrix products only where the CPU has bfloat16 units and they measured "
                         "faster here (probabilities move by ~0.1%%), else fp32; fp32 or bf16 force either")
@@ -37,8 +38,11 @@ def _text_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--file", default=None, help="a UTF-8 text file")
 
 
+MAX_SAMPLE_LENGTH = 1_000_000  # characters one `ardm sample` generates
+
+
 def register(sub) -> None:
-    from .cli import model_argument
+    from .cli import SEED, int_in, model_argument
 
     p = sub.add_parser("infill", help="fill the masked characters of a text",
                        description="Fill every MASK-CHAR in the text with the model; other characters are context.")
@@ -53,7 +57,7 @@ def register(sub) -> None:
 
     s = sub.add_parser("sample", help="generate text from nothing (every position masked)")
     model_argument(s)
-    s.add_argument("--length", type=int, required=True, help="characters to generate")
+    s.add_argument("--length", type=int_in(1, MAX_SAMPLE_LENGTH), required=True, help="characters to generate")
     _sampling_arguments(s)
     s.set_defaults(func=cmd_sample)
 
@@ -69,7 +73,7 @@ def register(sub) -> None:
     c.add_argument("--explicit", default=None, help="for --order explicit: comma-separated positions")
     c.add_argument("--steps", type=int, default=None, help="step budget K (default: one character per step)")
     c.add_argument("--planner", default="dp", choices=["dp", "naive"])
-    c.add_argument("--seed", type=int, default=0, help="seed of the random order")
+    c.add_argument("--seed", type=SEED, default=0, help="seed of the random order")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_score)
 
@@ -99,9 +103,19 @@ def _read_text(args) -> str:
     return args.text if args.text is not None else read_utf8(Path(args.file))
 
 
+def _orders(spec: str) -> list[str]:
+    """The comma-separated orders of --order; an empty list is a user error."""
+    orders = [o.strip() for o in spec.split(",") if o.strip()]
+    if not orders:
+        raise ValueError(f"--order names no order (got {spec!r})")
+    return orders
+
+
 def _explicit(args):
     if args.explicit is None:
         return None
+    if "explicit" not in _orders(args.order):
+        raise ValueError("--explicit gives the positions of --order explicit; add --order explicit or drop --explicit")
     try:
         return [int(x) for x in args.explicit.replace(" ", "").split(",") if x]
     except ValueError:
@@ -182,8 +196,7 @@ def cmd_infill(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    if args.length < 1:
-        raise ValueError(f"--length must be at least 1 (got {args.length})")
+    _explicit(args)  # option errors before the model loads
     model = _load(args)
     return _run(args, model, " " * args.length, range(args.length))
 
@@ -218,11 +231,11 @@ def cmd_score(args) -> int:
         masked = [i for i, ch in enumerate(args.masked_text) if ch == mc]
     else:
         masked = list(range(len(text)))
-    orders = [o for o in args.order.split(",") if o]
+    orders, explicit = _orders(args.order), _explicit(args)
     model = _load(args)
     if model.is_upscale:
         from .upscale_session import upscale_score as score
-    results = [score(model, text, masked, order=o, explicit=_explicit(args), steps=args.steps, seed=args.seed,
+    results = [score(model, text, masked, order=o, explicit=explicit, steps=args.steps, seed=args.seed,
                      planner=args.planner) for o in orders]
     if not masked:
         print("nothing to score: no positions are masked", file=sys.stderr)

@@ -16,7 +16,7 @@ from .paths import default_model_dir
 
 
 def register(sub) -> None:
-    from .cli import model_argument
+    from .cli import SEED, int_in, model_argument
 
     p = sub.add_parser("corpus", help="build the default training corpus")
     csub = p.add_subparsers(dest="corpus_command", metavar="ACTION")
@@ -49,6 +49,9 @@ def register(sub) -> None:
             t.add_argument(flag, action=argparse.BooleanOptionalAction, default=d)
         elif f.name == "init":
             t.add_argument(flag, default=None, help="start from this model folder (fine-tune the shipped model: --init assets/models/default)")
+        elif f.name == "upscale":
+            t.add_argument(flag, default=None, metavar="MAP",
+                           help="train a coarse-to-fine (depth upscaling) model: 'default' or a stage-map JSON file")
         else:
             t.add_argument(flag, type=type(d), default=d, help=f"(default: {d})")
     t.add_argument("--json", action="store_true", help="print events as JSON lines instead of a progress bar")
@@ -58,10 +61,10 @@ def register(sub) -> None:
     model_argument(e)
     e.add_argument("file", nargs="?", default=None,
                    help="UTF-8 text file (default: the default corpus's test split, data/corpus/test.txt or its copy in assets/corpus)")
-    e.add_argument("--passes", type=int, default=4, help="ELBO passes (random t and order each)")
+    e.add_argument("--passes", type=int_in(1, 10_000), default=4, help="ELBO passes (random t and order each)")
     e.add_argument("--order", default=None, help="exact likelihood under a fixed order: l2r, r2l or random (D calls per window)")
-    e.add_argument("--max-chars", type=int, default=0, help="evaluate only the first N characters (0 = all)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--max-chars", type=int_in(0), default=0, help="evaluate only the first N characters (0 = all)")
+    e.add_argument("--seed", type=SEED, default=0)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 
@@ -71,8 +74,8 @@ def register(sub) -> None:
                                    "model's config.json.")
     c.add_argument("--model", required=True, help="model folder to update")
     c.add_argument("file", help="held-out UTF-8 text (for the default corpus: data/corpus/valid.txt)")
-    c.add_argument("--rounds", type=int, default=4, help="random windows per number of known positions")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--rounds", type=int_in(1, 1000), default=4, help="random windows per number of known positions")
+    c.add_argument("--seed", type=SEED, default=0)
     c.set_defaults(func=cmd_calibrate)
 
 
@@ -155,8 +158,8 @@ def cmd_eval(args) -> int:
     from .evaluate import elbo, exact
     from .fileio import read_utf8
 
-    if args.passes < 1:
-        raise ValueError(f"--passes must be at least 1 (got {args.passes})")
+    if args.order is not None and not args.order.strip():
+        raise ValueError("--order is empty; name a fixed order (l2r, r2l or random) or leave it out for the ELBO")
     from .paths import default_test_file
 
     path = Path(args.file) if args.file else default_test_file()
@@ -207,8 +210,6 @@ def cmd_calibrate(args) -> int:
     from .evaluate import estimate_loss_by_known
     from .fileio import read_utf8
 
-    if args.rounds < 1:
-        raise ValueError(f"--rounds must be at least 1 (got {args.rounds})")
     model = load_model(args.model)
     text = read_utf8(Path(args.file))
     if model.is_upscale:

@@ -66,11 +66,14 @@ def check_int(name: str, v: Any, lo: int, hi: int) -> int:
     return v
 
 
-def check_number(name: str, v: Any, lo: float, hi: float) -> float:
+def check_number(name: str, v: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> float:
+    """A finite int or float in [lo, hi]; ``lo_open``/``hi_open`` exclude an end."""
     if type(v) not in (int, float):
         raise ValueError(f"{name} must be a number (got {describe(v)})")
-    if not math.isfinite(v) or not lo <= v <= hi:
-        raise ValueError(f"{name} must be a finite number between {lo:g} and {hi:g} (got {v!r})")
+    inside = (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)
+    if not math.isfinite(v) or not inside:
+        span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise ValueError(f"{name} must be a finite number in {span} (got {v!r})")
     return float(v)
 
 

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .checkpoint import load_model, load_training_state, save_model, save_training_state
+from .checkpoint import load_model, load_training_state, nonfinite_tensors, save_model, save_training_state
 from .data import WindowSampler, load_splits
 from .device import describe_device, resolve_device
 from .fileio import DataError
-from .model import ARDMTransformer, ModelConfig, preset_config
+from .config_check import MAX_BLOCK_SIZE, check_int, check_model_config, check_number, window_bytes
+from .model import POSITIONS, PRESETS, ARDMTransformer, ModelConfig, preset_config
 from .objective import LN2, ar_loss, ardm_loss
 from .stages import load_stage_map
 from .upscale import StageTables, upscale_loss, upscale_network
@@ -177,27 +178,94 @@ def _weights_sha(net: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[TrainEvent]:
-    stop = stop or threading.Event()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    for name in ("steps", "batch_size", "block_size", "eval_every", "save_every"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(cfg, name)})")
-    if not (0 < cfg.lr < 1):
-        raise ValueError(f"--lr must be between 0 and 1 (got {cfg.lr})")
+class TrainingDiverged(ValueError):
+    """The loss, the gradients or the weights stopped being finite; nothing non-finite was saved."""
+
+
+def max_threads() -> int:
+    return 4 * (os.cpu_count() or 1)
+
+
+# option: (type, low, high, low end open, high end open); the others are checked by name below
+TRAIN_LIMITS: dict[str, tuple[type, float, float, bool, bool]] = {
+    "block_size": (int, 1, MAX_BLOCK_SIZE, False, False),
+    "batch_size": (int, 1, 65536, False, False),
+    "steps": (int, 1, 10**9, False, False),
+    "lr": (float, 0.0, 1.0, True, True),
+    "min_lr_ratio": (float, 0.0, 1.0, False, False),
+    "warmup": (int, 0, 10**9, False, False),
+    "weight_decay": (float, 0.0, 10.0, False, False),
+    "clip": (float, 0.0, 1e6, True, False),
+    "ema": (float, 0.0, 1.0, False, True),
+    "ce_weight": (float, 0.0, 1e3, False, False),
+    "eval_every": (int, 1, 10**9, False, False),
+    "eval_batches": (int, 1, 100_000, False, False),
+    "save_every": (int, 1, 10**9, False, False),
+    "seed": (int, 0, 2**32 - 1, False, False),
+    "span_mix": (float, 0.0, 1.0, False, False),
+    "upscale_context": (float, 0.0, 1.0, False, False),
+    "minutes": (float, 0.0, 7 * 24 * 60, False, False),  # 0 = no time limit
+}
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """Every option typed, finite and in range; one ValueError line naming the command-line flag."""
+    for name, (kind, lo, hi, lo_open, hi_open) in TRAIN_LIMITS.items():
+        flag, v = "--" + name.replace("_", "-"), getattr(cfg, name)
+        if kind is int:
+            check_int(flag, v, int(lo), int(hi))
+        else:
+            check_number(flag, v, lo, hi, lo_open=lo_open, hi_open=hi_open)
+    check_int("--threads", cfg.threads, 0, max_threads())  # 0 = torch's default
+    for name in ("stratified", "condition_on_known"):
+        if type(getattr(cfg, name)) is not bool:
+            raise ValueError(f"--{name.replace('_', '-')} must be true or false (got {getattr(cfg, name)!r})")
+    if cfg.preset not in PRESETS:
+        raise ValueError(f"unknown preset {cfg.preset!r}; choose from {sorted(PRESETS)}")
+    if cfg.positions not in POSITIONS:
+        raise ValueError(f"unknown positions {cfg.positions!r}; choose from {list(POSITIONS)}")
     if cfg.objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {cfg.objective!r}; choose from {sorted(OBJECTIVES)}")
-    if not 0.0 <= cfg.span_mix <= 1.0:
-        raise ValueError(f"--span-mix must be between 0 and 1 (got {cfg.span_mix})")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"--precision {cfg.precision!r}: choose from {', '.join(PRECISIONS)}")
+    if type(cfg.out) is not str or not cfg.out.strip():
+        raise ValueError("--out must name a folder")
+    if cfg.init is not None and (type(cfg.init) is not str or not cfg.init.strip()):
+        raise ValueError("--init must name a model folder")
+    if cfg.upscale is not None and (type(cfg.upscale) is not str or not cfg.upscale.strip()):
+        raise ValueError("--upscale must be 'default' or a stage-map JSON file")
     if cfg.span_mix and cfg.objective != "ardm":
         raise ValueError("--span-mix applies to the ardm objective only")
     if cfg.upscale and (cfg.objective != "ardm" or cfg.span_mix):
         raise ValueError("--upscale trains the staged ardm objective; it does not combine with --objective ar or --span-mix")
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"--precision {cfg.precision!r}: choose from {', '.join(PRECISIONS)}")
-    if not (math.isfinite(cfg.minutes) and 0 <= cfg.minutes <= 7 * 24 * 60):
-        raise ValueError(f"--minutes must be between 0 (no limit) and {7 * 24 * 60} (got {cfg.minutes})")
+
+
+def device_memory(dev: torch.device) -> int | None:
+    """Bytes of memory the device has in all (None where unknown)."""
+    try:
+        if dev.type == "cuda":
+            return int(torch.cuda.get_device_properties(dev).total_memory)
+        if dev.type == "cpu":
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, RuntimeError):
+        pass
+    return None
+
+
+def check_training_memory(mcfg: ModelConfig, cfg: TrainConfig, dev: torch.device) -> None:
+    """Refuse a batch whose activations (every layer kept for the backward pass) cannot fit the device at all."""
+    need = cfg.batch_size * mcfg.n_layer * window_bytes({**mcfg.to_dict(), "block_size": cfg.block_size})
+    have = device_memory(dev)
+    if have is not None and need > have:
+        raise ValueError(f"--batch-size {cfg.batch_size} of {cfg.block_size}-character windows needs about {need / 2**30:,.0f} GiB "
+                         f"of activations; {describe_device(dev)} has {have / 2**30:,.0f} GiB. Lower --batch-size or --block-size")
+
+
+def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[TrainEvent]:
+    stop = stop or threading.Event()
+    check_train_config(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     loss_fn = OBJECTIVES[cfg.objective]
     loss_opts = {"span_mix": cfg.span_mix} if cfg.span_mix else {}
     if not cfg.data:
@@ -241,6 +309,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         mcfg = preset_config(cfg.preset, vocab_size=vocab.size, block_size=cfg.block_size,
                              condition_on_known=cfg.condition_on_known, positions=cfg.positions,
                              causal=cfg.objective == "ar")
+        check_model_config(mcfg.to_dict())  # the same size budget as a loaded model
         torch.manual_seed(cfg.seed)
         stage_spec = None
         if cfg.upscale:
@@ -261,6 +330,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
     sampler = WindowSampler(train_ids, cfg.block_size, name=f"{splits.source} (train)")
     valid_sampler = WindowSampler(valid_ids, cfg.block_size, name=f"{splits.source} (valid)") if len(valid_ids) >= cfg.block_size else sampler
 
+    check_training_memory(mcfg, cfg, dev)
     net.to(dev)
     ema = ARDMTransformer(mcfg).to(dev)
     ema.load_state_dict(net.state_dict())
@@ -305,9 +375,20 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
                 "train_config": {k: v for k, v in asdict(cfg).items() if k not in ("data",)}, "data": splits.source,
                 "device": describe_device(dev), "world_size": world, "train_seconds": round(seconds, 1), **meta_prev}
 
+    saved_step = start_step if tensors is not None else None  # the last good checkpoint on disk
+
+    def diverged(step: int, what: str) -> TrainingDiverged:
+        kept = (f"the last good checkpoint (step {saved_step}) is kept in {out}" if saved_step is not None
+                else "nothing was saved")
+        return TrainingDiverged(f"step {step}: {what}; training stopped and {kept}. Lower --lr (or --clip) and rerun")
+
     def checkpoint(step: int, seconds: float) -> None:
+        nonlocal saved_step
         if rank != 0:
             return
+        bad = nonfinite_tensors(net.state_dict()) + nonfinite_tensors(ema.state_dict())
+        if bad:
+            raise diverged(step, f"the weights are no longer finite ({', '.join(sorted(set(bad))[:3])})")
         t = {f"model.{k}": v for k, v in net.state_dict().items()}
         t.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
         st = opt.state_dict()
@@ -327,6 +408,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
                                      "meta_prev": meta_prev, "seconds": seconds, "stages": stage_spec})
         save_model(model_dir, ema, vocab, loss_by_known=None if stage_spec else lbk.table(), meta=meta(step, seconds),
                    stages=stage_spec)
+        saved_step = step
 
     prev_seconds = float(info.get("seconds", 0.0)) if info else 0.0
     t0 = time.perf_counter()
@@ -341,7 +423,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         if stop.is_set():
             interrupted = True
             break
-        elapsed = time.perf_counter() - t0
+        elapsed = prev_seconds + time.perf_counter() - t0  # a resumed run keeps its place in the time budget
         if cfg.minutes > 0 and elapsed >= cfg.minutes * 60.0:
             break  # the time budget is spent: finish normally (saved, not "interrupted")
         lr = lr_at(step, cfg, elapsed)
@@ -352,7 +434,14 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
             out_loss = loss_fn(model, batch, generator=mgen, stratified=cfg.stratified, ce_weight=cfg.ce_weight, **loss_opts)
         opt.zero_grad(set_to_none=True)
         out_loss.loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+        finite = torch.isfinite(out_loss.loss.detach()) & torch.isfinite(grad_norm)
+        if world > 1:  # every rank stops at the same step
+            finite = finite.to(torch.int32)
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not bool(finite):  # before the optimiser touches the weights
+            raise diverged(step + 1, f"the loss or its gradient is not finite (loss {float(out_loss.loss.detach()):.4g}, "
+                                     f"gradient norm {float(grad_norm):.4g})")
         opt.step()
         step += 1
         with torch.no_grad():
@@ -371,9 +460,11 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
             rate_t, rate_step = now, step
         eta = (cfg.steps - step) * cfg.batch_size * cfg.block_size * world / max(cps, 1e-9)
         yield TrainStep(step, cfg.steps, smoothed, lr, cps, eta)
-        last = step == cfg.steps or (cfg.minutes > 0 and now - t0 >= cfg.minutes * 60.0)
+        last = step == cfg.steps or (cfg.minutes > 0 and prev_seconds + now - t0 >= cfg.minutes * 60.0)
         if step % cfg.eval_every == 0 or last:
             bpc, se = validate(ema, valid_sampler, cfg.eval_batches, cfg.batch_size, dev, seed=cfg.seed, loss_fn=valid_loss_fn)
+            if not math.isfinite(bpc):
+                raise diverged(step, f"the validation loss is not finite ({bpc})")
             yield Validated(step, bpc, se)
         if step % cfg.save_every == 0 and step < cfg.steps:
             checkpoint(step, prev_seconds + now - t0)

@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's own errors: one line, exit 2
+        code = exc.code
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -41,10 +44,10 @@ def test_eval_exact_order_counts_one_call_per_char(capsys, tiny_model_dir, tmp_p
         (["eval", "--model", "{model}", "{missing}"], "file not found"),
         (["eval", "--model", "{model}", "{empty}"], "empty"),
         (["eval", "--model", "{model}", "{binary}"], "not UTF-8"),
-        (["eval", "--model", "{model}", "{text}", "--passes", "0"], "--passes must be at least 1"),
+        (["eval", "--model", "{model}", "{text}", "--passes", "0"], "argument --passes: must be an integer, at least 1"),
         (["eval", "--model", "{nomodel}", "{text}"], "model folder not found"),
         (["eval", "--model", "{model}", "{text}", "--order", "sideways"], "unknown fixed order"),
-        (["train", "--data", "{text}", "--out", "{out}", "--steps", "0"], "--steps must be at least 1"),
+        (["train", "--data", "{text}", "--out", "{out}", "--steps", "0"], "--steps must be between 1"),
         (["train", "--data", "{text}", "--out", "{out}", "--preset", "huge"], "unknown preset"),
         (["train", "--data", "{missing}", "--out", "{out}"], "file not found"),
         (["train", "--data", "{text}", "--out", "{unwritable}/x"], "not writable"),

@@ -80,7 +80,7 @@ def test_span_mix_trains_and_keeps_a_uniform_lt_table(corpus, tmp_path):
     m = load_model(events[-1].model_dir)
     assert m.meta["train_config"]["span_mix"] == 0.5
     assert all(a >= b for a, b in zip(m.loss_by_known, m.loss_by_known[1:]))
-    with pytest.raises(ValueError, match="span-mix must be between 0 and 1"):
+    with pytest.raises(ValueError, match=r"--span-mix must be a finite number in \[0, 1\]"):
         list(train(tiny_cfg(corpus, tmp_path / "bad", span_mix=1.5)))
     with pytest.raises(ValueError, match="ardm objective only"):
         list(train(tiny_cfg(corpus, tmp_path / "bad2", span_mix=0.5, objective="ar")))
