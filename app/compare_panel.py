@@ -24,7 +24,11 @@ DEFAULT_CHECKED = ("l2r", "r2l", "random", "confidence")
 class ComparePanel(QWidget):
     compare_requested = Signal(list)  # order names
 
-    COLUMNS = ("Order", "Total bits", "Bits / char", "Calls", "Bits strip")
+    COLUMNS = ("Order", "Bits of originals", "Per original char", "Calls", "Bits strip")
+    TIPS = ("", "Bits the model needs to encode the original text behind the masks under this order "
+            "(teacher forcing: the true characters are written in as it goes)",
+            "Those bits per masked character: the cost of the ORIGINAL text, lower = the order suits it. "
+            "Not the Run panel's figure, which measures the characters the fill sampled.", "", "")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -48,6 +52,9 @@ class ComparePanel(QWidget):
         lay.addWidget(self.status)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
+        for c, tip in enumerate(self.TIPS):
+            if tip:
+                self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         hh = self.table.horizontalHeader()
@@ -76,4 +83,4 @@ class ComparePanel(QWidget):
             self.table.setItem(r, c, item)
         self.table.setCellWidget(r, 4, BitsStrip(row.bits))
         best = min(self.rows, key=lambda x: x.bits_per_char)
-        self.status.setText(f"Best so far: {best.order} at {best.bits_per_char:.3f} bits per character.")
+        self.status.setText(f"Best so far: {best.order} at {best.bits_per_char:.3f} bits per original character.")

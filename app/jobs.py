@@ -5,9 +5,10 @@ as a signal; tests and the benchmark drive the same generators. The model and
 the live decoding session stay here, in ``EngineState``, inside the worker
 thread: widgets only ever see the dataclasses below.
 
-Playback control is cooperative (``FillControl``): Pause bumps a generation
-counter and Cancel sets a flag; a fill checks both between steps, so either
-takes effect within one step.
+Playback control is cooperative: Pause bumps ``FillControl``'s generation
+counter, and every job gets its own ``CancelToken`` (so cancelling one job
+never touches another, and a later submission cannot undo a Cancel). A fill
+checks both between steps, compare between orders, export between frames.
 """
 
 from __future__ import annotations
@@ -93,12 +94,39 @@ class CompareRow:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far a long job (compare, export) has come: ``done`` of ``total`` units."""
+
+    kind: str
+    done: int
+    total: int
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class ExportDone:
     path: str
     frames: int
 
 
 # -- shared state ------------------------------------------------------------------
+class CancelToken:
+    """One job's cancel flag, set from the GUI thread, read by the job between units of work."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+NEVER = CancelToken()  # for callers (tests, benchmarks) that never cancel; nothing may cancel it
+
+
 class FillControl:
     """Pause, cancel and pacing, shared between the GUI thread and the worker."""
 
@@ -119,11 +147,12 @@ class FillControl:
             self._cond.notify_all()
 
     def cancel(self) -> None:
+        """Closing: every job stops (each job's own token is for cancelling that job alone)."""
         self.cancelled.set()
         self.pause()
 
-    def should_stop(self, generation: int) -> bool:
-        return self.cancelled.is_set() or generation != self._generation
+    def should_stop(self, generation: int, token: CancelToken = NEVER) -> bool:
+        return self.cancelled.is_set() or token.cancelled or generation != self._generation
 
     def sleep(self, generation: int) -> None:
         """Wait ``delay_s``, waking at once on pause or cancel."""
@@ -257,14 +286,15 @@ def upscale_model(state: EngineState) -> Any:
     return state.upscale_model
 
 
-def advance_job(state: EngineState, control: FillControl, generation: int, n: int | None) -> Iterator[Any]:
+def advance_job(state: EngineState, control: FillControl, generation: int, n: int | None,
+                token: CancelToken = NEVER) -> Iterator[Any]:
     """Compute up to ``n`` steps (all when None); stops within one step on pause or cancel."""
     session = state.session
     if session is None:
         return
     done = 0
     while not session.done and (n is None or done < n):
-        if control.should_stop(generation):
+        if control.should_stop(generation, token):
             return
         step = session.step()
         if step is None:
@@ -322,22 +352,28 @@ def plan_job(state: EngineState, k: int, n_text: int, n: int) -> Iterator[Any]:
 
 
 def compare_job(state: EngineState, control: FillControl, text: str, masked: list[int], orders: list[str],
-                steps: int | None, seed: int) -> Iterator[Any]:
+                steps: int | None, seed: int, token: CancelToken = NEVER) -> Iterator[Any]:
     """Bits of the original text behind the masks under each order (teacher forcing)."""
     if state.model is None:
         raise RuntimeError("no model is loaded")
-    for order in orders:
-        if control.cancelled.is_set():
+    for i, order in enumerate(orders):
+        if control.cancelled.is_set() or token.cancelled:
             return
+        yield Progress("compare", i, len(orders), f"Scoring under {order} ({i + 1} of {len(orders)})")
         r = score(state.model, text, masked, order=order, steps=steps, seed=seed)
         yield CompareRow(order=order, total_bits=float(r.total_bits), bits_per_char=float(r.bits_per_char),
                          network_calls=int(r.network_calls), positions=tuple(int(p) for p in r.positions),
                          bits=tuple(float(b) for b in r.bits))
 
 
-def export_frames_job(control: FillControl, run: Any, n_steps: int, path: str, fmt: str) -> Iterator[Any]:
-    count = 0
+def export_frames_job(control: FillControl, run: Any, n_steps: int, path: str, fmt: str,
+                      token: CancelToken = NEVER) -> Iterator[Any]:
+    """Render frames of ``run`` (the caller hands over a snapshot: nothing else may change it meanwhile)."""
+    count, total = 0, n_steps + 1
+    every = max(1, total // 100)
     for count in render_frames(run, n_steps, Path(path), fmt):
-        if control.cancelled.is_set():
+        if control.cancelled.is_set() or token.cancelled:
             return
+        if count % every == 0:
+            yield Progress("export", count, total, f"Rendering frame {count} of {total}")
     yield ExportDone(path=path, frames=count)

@@ -14,8 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QIcon, QUndoStack
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QStackedWidget,
-    QToolBar, QVBoxLayout, QWidget,
+    QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar,
+    QScrollArea, QStackedWidget, QToolBar, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ardm_core.paths import ASSETS, default_model_dir
@@ -27,7 +27,7 @@ from .alternatives_panel import AlternativesController
 from .explain_overlay import ExplainOverlay
 from .train_dialog import TrainController
 from .highlighter import RunHighlighter
-from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, RunStarted, SchedulePlan
+from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, Progress, RunStarted, SchedulePlan
 from .mask_tools import MaskToolsPanel, positions_for
 from .masked_document import MaskedDocument, PosMap
 from .order_panel import EXPLICIT, OrderPanel
@@ -46,6 +46,20 @@ from .worker import EngineClient, JobError, JobFinished
 APP_TITLE = "ARDM Studio"
 AUTOSAVE_IDLE_MS = 1500
 ICON = ASSETS / "icons" / "ardm-studio-256.png"
+
+
+def default_size(avail) -> tuple[int, int]:
+    """The first window size: 1200 x 760, or less to fit the screen's free area (1366 x 768 and up)."""
+    return min(1200, avail.width() - 40), min(760, avail.height() - 60)
+
+
+def scrolling(widget: QWidget) -> QScrollArea:
+    """A dock's panel in a frameless scroll area (its width follows the dock, its height may exceed it)."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    return area
 
 
 class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
@@ -102,7 +116,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
     def _build_widgets(self) -> None:
         self.setWindowTitle(APP_TITLE)
         self.setWindowIcon(QIcon(str(ICON)))
-        self.resize(1200, 760)
+        self.resize(*default_size(self.screen().availableGeometry().size()))
         self.original_view = QPlainTextEdit()
         self.original_view.setReadOnly(True)
         self.stack = QStackedWidget()
@@ -133,7 +147,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         ):
             d = QDockWidget(title, self)
             d.setObjectName(f"dock_{key}")
-            d.setWidget(widget)
+            d.setWidget(scrolling(widget))  # a panel taller than the screen scrolls, never pushes the window
             self.addDockWidget(area, d)
             self.docks[key] = d
         self.playback = PlaybackBar()
@@ -146,6 +160,18 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.device_label = QLabel("device: -")
         self.model_label = QLabel("model: loading...")
         sb = self.statusBar()
+        # progress and Cancel of the long job running now (compare, export)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.progress.setTextVisible(True)
+        self.cancel_job_btn = QToolButton()
+        self.cancel_job_btn.setText("Cancel")
+        self.cancel_job_btn.setToolTip("Stop this job (it stops after the order or frame it is on)")
+        self.cancel_job_btn.clicked.connect(self.cancel_long_job)
+        self._progress_kind = ""
+        for wdg in (self.progress, self.cancel_job_btn):
+            wdg.setVisible(False)
+            sb.addPermanentWidget(wdg)
         sb.addPermanentWidget(self.model_label)
         sb.addPermanentWidget(self.device_label)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
@@ -273,6 +299,8 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             self.order_panel.plot.set_plan(ev)
         elif isinstance(ev, CompareRow):
             self.compare_panel.add_row(ev)
+        elif isinstance(ev, Progress):
+            self.show_progress(ev.kind, ev.done, ev.total, ev.label)
         elif isinstance(ev, ExportDone):
             self.notify_status(f"Wrote {ev.frames} frames to {ev.path}")
         self._update_controls()
@@ -299,7 +327,34 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
     def _on_job_finished(self, done: JobFinished) -> None:
         if done.kind == "compare":
             self.compare_panel.compare_btn.setEnabled(True)
+            if done.stopped:
+                self.compare_panel.status.setText(f"Cancelled after {len(self.compare_panel.rows)} order(s).")
+        if done.kind == "export" and done.stopped:
+            self.notify_status("Export cancelled")
+        if done.kind == self._progress_kind and done.kind not in self.client.pending_kinds():
+            self.show_progress("", 0, 0)
         self._update_controls()
+
+    # -- long jobs: progress and cancel ----------------------------------------------------------
+    def show_progress(self, kind: str, done: int, total: int, label: str = "") -> None:
+        """Show how far the long job of this kind has come, with its Cancel button ("" hides them)."""
+        self._progress_kind = kind
+        on = bool(kind)
+        self.progress.setVisible(on)
+        self.cancel_job_btn.setVisible(on)
+        self.cancel_job_btn.setEnabled(on)
+        if on:
+            self.progress.setRange(0, max(1, total))
+            self.progress.setValue(min(done, total))
+            self.progress.setToolTip(label)
+            self.progress.setFormat(f"{kind} %v/%m")
+            if label:
+                self.statusBar().showMessage(label)
+
+    def cancel_long_job(self) -> None:
+        if self._progress_kind and self.client.cancel((self._progress_kind,)):
+            self.cancel_job_btn.setEnabled(False)
+            self.notify_status(f"Cancelling the {self._progress_kind}...")
 
     # -- masking ----------------------------------------------------------------------------
     def _selection(self) -> tuple[int, int]:

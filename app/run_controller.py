@@ -315,7 +315,7 @@ class RunController(QObject):
         self._replay.stop()
         self.replaying = False
         if self.computing:
-            self.client.cancel()
+            self.client.cancel(FILL_JOBS)
         self.live = False
         self.changed.emit()
 

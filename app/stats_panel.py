@@ -12,13 +12,21 @@ FIELDS = (
     ("steps", "Steps"),
     ("calls", "Network calls"),
     ("filled", "Filled"),
-    ("bits", "Total bits"),
-    ("bpc", "Bits / masked char"),
+    ("bits", "Bits of the fill"),
+    ("bpc", "Per sampled char"),
     ("ms", "ms / step"),
     ("accuracy", "Accuracy vs original"),
     ("device", "Device"),
     ("model", "Model"),
 )
+
+
+TIPS = {
+    "bits": "-log2 p of the characters this fill SAMPLED, summed over the steps shown "
+            "(how surprised the model is by its own fill; not the cost of the original text)",
+    "bpc": "Bits of the fill per character it wrote. Compare orders' 'per original char' "
+           "scores the ORIGINAL text instead.",
+}
 
 
 class StatsPanel(QWidget):
@@ -35,6 +43,10 @@ class StatsPanel(QWidget):
             lab.setWordWrap(True)
             self.labels[key] = lab
             form.addRow(title, lab)
+            tip = TIPS.get(key)
+            if tip:
+                lab.setToolTip(tip)
+                form.labelForField(lab).setToolTip(tip)
         lay.addWidget(box)
         lay.addStretch(1)
 

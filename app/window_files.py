@@ -191,8 +191,13 @@ class WindowFiles:
         else:
             path = QFileDialog.getExistingDirectory(self, "Folder for PNG frames", str(Path.home()))
         if path:
-            self.client.export_frames(self.runner.run, self.runner.view or self.runner.recorded, path, fmt)
-            self.notify_status("Rendering frames in the background...")
+            self.export_frames(Path(path), fmt)
+
+    def export_frames(self, path: Path, fmt: str) -> None:
+        """Render the run's frames in the worker (from a snapshot of the run), with progress and Cancel."""
+        n = self.runner.view or self.runner.recorded
+        self.client.export_frames(self.runner.run, n, str(path), fmt)
+        self.show_progress("export", 0, n + 1, "Rendering frames in the background...")
 
     # -- autosave and recovery --------------------------------------------------------------
     def _edited(self) -> None:

@@ -141,3 +141,4 @@ class WindowRun:
         self.compare_panel.status.setText(f"Scoring {len(st.masked)} characters under {len(orders)} orders...")
         k = self._budget(self.order_panel.budget() or None)
         self.client.compare(st.source, list(st.masked), orders, k, self.order_panel.seed.value())
+        self.show_progress("compare", 0, len(orders), f"Scoring under {orders[0]} (1 of {len(orders)})")

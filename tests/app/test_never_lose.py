@@ -24,7 +24,7 @@ TEXT = "It is a truth universally acknowledged, that a single man in possession 
 
 def wait_fill(w, qtbot):
     qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done and not w.runner.running
-                    and not w.client.busy, timeout=20_000)
+                    and not w.client.busy, timeout=60_000)
 
 
 # -- Save / Discard / Cancel ------------------------------------------------------------------
@@ -344,6 +344,8 @@ def test_clicking_the_timeline_goes_to_the_point_clicked(window, qtbot):
     w.order_panel.set_order("l2r")
     w.run_fill()
     wait_fill(w, qtbot)
+    w.resize(1300, 740)
+    qtbot.waitUntil(lambda: w.playback.timeline.width() > 200, timeout=5000)
     tl = w.playback.timeline
     assert tl.maximum() == 60 and w.runner.view == 60
     opt = QStyleOptionSlider()
