@@ -19,6 +19,8 @@ import torch
 from .checkpoint import LoadedModel
 from .data import chunk_windows
 from .objective import LN2, ardm_loss
+from .orders import Plan, get_order, order_names
+from .windows import teacher_forced_logprobs
 
 
 @dataclass
@@ -36,17 +38,6 @@ class EvalResult:
 class EvalProgress:
     done: int
     total: int
-
-
-def fixed_order(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Positions 0..n-1 in the order they are generated."""
-    if name == "l2r":
-        return np.arange(n)
-    if name == "r2l":
-        return np.arange(n)[::-1].copy()
-    if name == "random":
-        return rng.permutation(n)
-    raise ValueError(f"unknown fixed order {name!r}; choose from ['l2r', 'r2l', 'random']")
 
 
 @torch.inference_mode()
@@ -76,40 +67,36 @@ def elbo(model: LoadedModel, text: str, *, passes: int = 4, batch_size: int = 32
     return EvalResult(float(arr.mean()), se, len(ids), passes, None, total)
 
 
-@torch.inference_mode()
 def ordered_bits(net, ids: torch.Tensor, order: np.ndarray, *, rows: int = 64) -> np.ndarray:
     """-log2 p(x_k | x at earlier positions in ``order``) for every position k of one window.
 
-    ``ids`` is (D,); returns (D,) bits indexed by position. D network calls.
+    ``ids`` is (D,); returns (D,) bits indexed by position. D network calls
+    (teacher forcing, ``rows`` of them per forward pass).
     """
-    D = ids.shape[0]
-    rank = np.empty(D, dtype=np.int64)
-    rank[order] = np.arange(D)
-    rank_t = torch.as_tensor(rank, device=ids.device)
-    out = np.zeros(D)
-    for s in range(0, D, rows):
-        steps = torch.arange(s, min(D, s + rows), device=ids.device)  # step k reveals order[k]
-        known = rank_t[None, :] < steps[:, None]  # (R, D)
-        inp = ids[None, :].expand(len(steps), D).masked_fill(~known, net.mask_id)
-        logp = net(inp)  # (R, D, V)
-        pos = torch.as_tensor(order[s : s + len(steps)], device=ids.device)
-        lp = logp[torch.arange(len(steps), device=ids.device), pos, ids[pos]]
-        lp = lp.masked_fill(ids[pos] == 0, 0.0)  # <unk> is never predicted: free context
-        out[order[s : s + len(steps)]] = (-lp / LN2).cpu().numpy()
-    return out
+    x = ids.cpu().numpy().astype(np.int64)
+    D = len(x)
+    blank = np.full(D, net.mask_id, dtype=np.int64)
+    lp = teacher_forced_logprobs(net, x, blank, [np.asarray([p]) for p in np.asarray(order).tolist()], x, D,
+                                 device=ids.device, batch_rows=rows)
+    return np.where(x == 0, 0.0, -lp / LN2)  # <unk> is never predicted: free context
 
 
 def exact(model: LoadedModel, text: str, *, order: str = "l2r", seed: int = 0,
           progress: Callable[[EvalProgress], None] | None = None) -> EvalResult:
+    """Exact bits per character under one fixed order per window (``orders.Plan``; window i of the random
+    order is stream i of ``seed``, so window 0 has the order a session with that seed uses)."""
     ids = model.vocab.encode(text)
     wins, lengths = chunk_windows(ids, model.config.block_size)
-    rng = np.random.default_rng(seed)
+    fixed = [name for name in order_names() if not get_order(name).dynamic and name != "explicit"]
+    if order not in fixed:
+        raise ValueError(f"unknown fixed order {order!r}; choose from {fixed}")
     total_bits, calls = 0.0, 0
     model.net.eval()
     for i in range(len(wins)):
         n = int(lengths[i])
         w = wins[i, :n].to(model.device)
-        bits = ordered_bits(model.net, w, fixed_order(order, n, rng))
+        steps = Plan(n, np.arange(n), order, seed=seed, stream=i).fixed_steps()
+        bits = ordered_bits(model.net, w, np.concatenate(steps))
         total_bits += float(bits.sum())
         calls += n
         if progress:

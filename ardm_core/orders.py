@@ -50,6 +50,7 @@ class OrderState:
     max_prob: np.ndarray | None = None  # (m,) model probability of the likeliest char, dynamic orders only
     entropy: np.ndarray | None = None  # (m,) bits, dynamic orders only
     cache: dict = field(default_factory=dict)  # per-session memo (ranks of fixed orders)
+    stream: int = 0  # for the random order: one independent order per stream (an evaluation's windows)
 
 
 OrderFn = Callable[[OrderState, int], np.ndarray]
@@ -166,7 +167,7 @@ def right_to_left(state: OrderState, size: int) -> np.ndarray:
 
 @_register("random", help="a uniformly random order fixed by the seed")
 def random_order(state: OrderState, size: int) -> np.ndarray:
-    return _take_by_rank(state, size, "random", lambda s: _rank_of(random_permutation(len(s.masked), s.seed)))
+    return _take_by_rank(state, size, "random", lambda s: _rank_of(random_permutation(len(s.masked), s.seed, s.stream)))
 
 
 @_register("centre-out", help="the middle of each masked span first, then outwards")
@@ -272,7 +273,7 @@ class Plan:
 
     def __init__(self, n_text: int, masked: np.ndarray, order: str = "l2r", *, sizes: Sequence[int] | None = None,
                  picks: Sequence[int] = (), seed: int = 0, explicit: Sequence[int] | None = None, first_step: int = 0,
-                 remaining: np.ndarray | None = None):
+                 remaining: np.ndarray | None = None, stream: int = 0):
         self.masked = np.asarray(masked, dtype=np.int64)
         self.order = order
         self.fn = get_order(order)
@@ -289,7 +290,7 @@ class Plan:
             if explicit is None:
                 raise ValueError("order 'explicit' needs explicit=[positions], every masked position exactly once")
             explicit = validate_explicit(explicit, self.masked, n_text)
-        self._state = OrderState(n_text, self.masked, self.masked, int(seed), explicit)
+        self._state = OrderState(n_text, self.masked, self.masked, int(seed), explicit, stream=int(stream))
 
     @property
     def explicit(self) -> np.ndarray | None:

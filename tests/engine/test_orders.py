@@ -95,3 +95,33 @@ def test_explicit_validation_names_every_problem():
     assert "repeated: 3" in msg
     assert "not masked: 7" in msg
     assert "missing masked positions: 1, 2" in msg
+
+
+def test_one_seed_gives_one_random_order_everywhere_but_compression(tiny_model):
+    """Sampling, scoring, evaluation and a bare Plan share the numpy order source; compression
+    deliberately uses splitmix64 (its files must decode on any numpy), so its order differs."""
+    from ardm_core.compress import window_order
+    from ardm_core.evaluate import exact
+    from ardm_core.orders import Plan, random_permutation
+    from ardm_core.session import DecodeSession, score
+    from tests.conftest import SAMPLE_TEXT
+
+    text = SAMPLE_TEXT[:64]
+    n, seed = len(text), 11
+    want = random_permutation(n, seed)
+    s = DecodeSession(tiny_model, text, range(n), order="random", seed=seed)
+    for _ in range(n):
+        s.step()
+    assert [st.positions[0] for st in s.steps] == want.tolist()
+    assert np.concatenate(Plan(n, np.arange(n), "random", seed=seed).fixed_steps()).tolist() == want.tolist()
+    # evaluation's window 0 uses the same order as a session with that seed: the same exact bits
+    ev = exact(tiny_model, text, order="random", seed=seed)
+    sc = score(tiny_model, text, range(n), order="random", seed=seed)
+    assert ev.bpc * n == pytest.approx(sc.total_bits, rel=1e-5)
+    # later windows get their own streams
+    assert random_permutation(n, seed, 1).tolist() != want.tolist()
+    # compression: splitmix, the same function under another source, a different order
+    assert window_order(seed, 0, n).tolist() == random_permutation(n, seed, 0, source="splitmix").tolist()
+    assert window_order(seed, 0, n).tolist() != want.tolist()
+    with pytest.raises(ValueError, match="unknown order source"):
+        random_permutation(4, 0, source="mt19937")
