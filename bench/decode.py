@@ -28,6 +28,12 @@ Prints one JSON object:
 - ``batching``: ms per call and GFLOP/s for batches of 1, 4, 16 windows x
   window lengths 64, 128, 256, in fp32 and bf16 (also written as a Markdown
   table with ``--table FILE``);
+- ``planner``: wall ms of the budget planner (``budget_schedule``, plan cache
+  cleared before every run; median of 7) on the app's input, the model's L_t
+  table resampled to the document (n = 1,024 with K = 512, target <= 20 ms;
+  n = 20,000 with K = 100, target <= 200 ms), and on tables with a distinct
+  value at every position (the planner's worst case: 256 with K = 85, and one
+  run of 1,024 with K = 512);
 - ``compile`` (``--sections ...,compile``): eager vs torch.compile, fp32 and
   bf16, one shape or dynamic shapes, with compile times.
 
@@ -111,8 +117,8 @@ def forward_ms(model, repeats: int) -> float:
     return round(statistics.median(t), 2)
 
 
-SECTIONS = ("machine", "steps", "batching", "compile", "likelihood", "calls", "budgets")
-DEFAULT_SECTIONS = ("machine", "steps", "batching", "likelihood", "calls", "budgets")
+SECTIONS = ("machine", "steps", "batching", "compile", "likelihood", "calls", "budgets", "planner")
+DEFAULT_SECTIONS = ("machine", "steps", "batching", "likelihood", "calls", "budgets", "planner")
 BATCHES, LENGTHS = (1, 4, 16), (64, 128, 256)
 
 
@@ -331,7 +337,40 @@ def main() -> None:
         out["calls_equal_steps"] = calls_equal_steps(model, text, D)
     if "budgets" in sections:
         out["budgets"] = budgets_table(model, text, D, n_win, budgets)
+    if "planner" in sections:
+        load.start()
+        out["planner"] = planner_timing(model.loss_by_known, quick)
+        busy["planner"] = load.stop()
     print(json.dumps(out, indent=1))
+
+
+def planner_timing(L, quick: bool, repeats: int = 7) -> dict:
+    """Median wall ms of one cold plan (the plan cache cleared first) per case, with the targets."""
+    from ardm_core import budget
+
+    def cold_ms(table, K: int, n_runs: int) -> float:
+        t = []
+        for _ in range(n_runs):
+            budget._planned.cache_clear()
+            t0 = time.perf_counter()
+            budget_schedule(table, K)
+            t.append((time.perf_counter() - t0) * 1000)
+        return round(statistics.median(t), 2)
+
+    res: dict = {"repeats": repeats, "cases": []}
+    if L is not None:
+        for n, K, target in ((1024, 512, 20.0), (20000, 100, 200.0)):
+            table = document_table(L, n)
+            runs = int(np.count_nonzero(np.diff(table)) + 1)
+            ms = cold_ms(table, K, repeats)
+            res["cases"].append({"table": "model L_t resampled to the document", "n": n, "K": K, "runs": runs,
+                                 "median_ms": ms, "target_ms": target, "meets_target": ms <= target})
+    worst = [(256, 85, repeats)] + ([] if quick else [(1024, 512, 1)])
+    for n, K, reps in worst:
+        table = np.linspace(5.0, 1.0, n)  # every position its own run
+        res["cases"].append({"table": "strictly decreasing (every position a run)", "n": n, "K": K, "runs": n,
+                             "median_ms": cold_ms(table, K, reps), "repeats": reps})
+    return res
 
 
 def likelihood(model, text: str, D: int, quick: bool) -> dict:
