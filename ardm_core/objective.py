@@ -53,20 +53,30 @@ def sample_known(
     stratum perm(i)); each row's t is still marginally uniform on 1..D_i, so
     the estimator stays unbiased, but the batch mean is far less noisy.
     """
+    t = sample_t(lengths, generator=generator, stratified=stratified)
+    rank = random_rank(lengths, T, generator=generator)
+    known = rank < (t - 1)[:, None]
+    return t, known
+
+
+def sample_t(lengths: torch.Tensor, *, generator: torch.Generator | None = None, stratified: bool = True) -> torch.Tensor:
+    """(B,) the step t of each row, uniform on 1..lengths[i] (stratified across the batch when asked)."""
     B = lengths.shape[0]
     dev = lengths.device
     u = torch.rand(B, generator=generator, device=dev)
     if stratified:
         strata = torch.randperm(B, generator=generator, device=dev).to(u.dtype)
         u = (strata + u) / B
-    t = (u * lengths).floor().long().clamp(max=lengths - 1) + 1  # (B,) in 1..D_i
-    # a uniform order: rank positions by random scores; padding ranks last
+    return (u * lengths).floor().long().clamp(max=lengths - 1) + 1  # (B,) in 1..D_i
+
+
+def random_rank(lengths: torch.Tensor, T: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, T) a uniform order per row, as each position's rank sigma(position); padding ranks last."""
+    B = lengths.shape[0]
+    dev = lengths.device
     scores = torch.rand(B, T, generator=generator, device=dev)
     valid = torch.arange(T, device=dev)[None, :] < lengths[:, None]
-    scores = scores.masked_fill(~valid, 2.0)
-    rank = scores.argsort(dim=1).argsort(dim=1)  # (B, T): sigma(position)
-    known = rank < (t - 1)[:, None]
-    return t, known
+    return scores.masked_fill(~valid, 2.0).argsort(dim=1).argsort(dim=1)
 
 
 def sample_span_order(

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .data import chunk_windows
 from .model import ARDMTransformer
-from .objective import LN2, Loss, masked_nll
+from .objective import LN2, Loss, masked_nll, random_rank, sample_t
 from .stages import StageMap
 
 
@@ -116,18 +116,14 @@ def upscale_loss(
     if stage is None:
         stage = (torch.randperm(B, generator=generator, device=dev) + int(torch.randint(S, (1,), generator=generator, device=dev))) % S
     if rank is None:
-        scores = torch.rand(B, T, generator=generator, device=dev).masked_fill(~valid, 2.0)
-        rank = scores.argsort(1).argsort(1)
+        rank = random_rank(lengths, T, generator=generator)
     if n_context is None:
         with_ctx = torch.rand(B, generator=generator, device=dev) < context
         n_context = torch.where(with_ctx, (torch.rand(B, generator=generator, device=dev) * lengths).floor().long(),
                                 torch.zeros_like(lengths))
     n_gen = lengths - n_context  # positions this row generates
     if t is None:
-        u = torch.rand(B, generator=generator, device=dev)
-        if stratified:
-            u = (torch.randperm(B, generator=generator, device=dev).to(u.dtype) + u) / B
-        t = (u * n_gen).floor().long().clamp(max=n_gen - 1) + 1
+        t = sample_t(n_gen, generator=generator, stratified=stratified)
     ctx = rank < n_context[:, None]
     decided = ~ctx & (rank < (n_context + t - 1)[:, None])
     todo = valid & ~ctx & ~decided
