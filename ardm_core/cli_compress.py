@@ -52,7 +52,10 @@ def _read_input(name: str) -> bytes:
         return sys.stdin.buffer.read()
     from .fileio import read_file_bytes
 
-    return read_file_bytes(Path(name))
+    path = Path(name)
+    if path.exists() and not path.is_file() and not path.is_dir():  # /dev/zero would never end
+        raise ValueError(f"{path}: is not a regular file (a device, pipe or special file); use '-' to read stdin")
+    return read_file_bytes(path)
 
 
 def _output_path(args, default: Path | None) -> Path | None:
@@ -91,9 +94,15 @@ def _write_output(out: Path | None, data: bytes) -> None:
         raise ValueError(f"{out}: cannot write a new file in {out.parent} ({exc.strerror or exc})") from None
 
 
+def _check_model_arg(model_arg: str | None) -> None:
+    if model_arg is not None and not model_arg.strip():
+        raise ValueError("--model is empty; give a model folder, or leave --model out for the shipped model")
+
+
 def _load(model_arg: str | None):
     from .checkpoint import load_model
 
+    _check_model_arg(model_arg)
     return load_model(model_arg or default_model_dir(), "cpu")
 
 
@@ -105,6 +114,7 @@ def _progress(ev, quiet: bool) -> None:
 def cmd_compress(args) -> int:
     from .compress import CodingResult, compress
 
+    _check_model_arg(args.model)
     data = _read_input(args.input)
     out = _output_path(args, None if args.input == "-" else Path(args.input + SUFFIX))
     model = _load(args.model) if args.method in ("auto", "model") else None
@@ -127,6 +137,7 @@ def cmd_decompress(args) -> int:
     from .codec_format import read_header
     from .compress import CodingResult, decompress
 
+    _check_model_arg(args.model)
     blob = _read_input(args.input)
     default = None
     if args.input != "-" and args.input.endswith(SUFFIX) and len(args.input) > len(SUFFIX):

@@ -143,3 +143,17 @@ def test_a_file_that_fails_its_check_is_never_written(capsys, tiny_model_dir, sr
     back = tmp_path / "back.txt"
     assert run(capsys, "decompress", "--model", tiny_model_dir, out, "-o", back)[0] == 0
     assert back.read_bytes() == src.read_bytes()
+
+
+def test_empty_model_argument_is_an_error(capsys, src):
+    """An empty --model is a mistake, not a request for the shipped model."""
+    for cmd in ("compress", "decompress"):
+        code, err = run(capsys, cmd, "--model", "", src, "-o", "-")
+        assert code == 2 and "--model is empty" in err and err.count("\n") == 1, err
+
+
+def test_special_input_files_are_refused(capsys, tiny_model_dir, tmp_path):
+    for dev in ("/dev/zero", "/dev/urandom"):
+        code, err = run(capsys, "compress", "--model", tiny_model_dir, dev, "-o", tmp_path / "z.ardm")
+        assert code == 2 and "not a regular file" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "z.ardm").exists()
