@@ -218,3 +218,16 @@ def test_bf16_with_cached_weights_is_exactly_plain_autocast():
         again = net.logits(ids)
     assert torch.equal(again, _plain_autocast_logits(net, ids))
     assert not torch.equal(again, got)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_rotary_is_bit_identical_to_the_written_out_one(dtype):
+    """Same products, same sums: compression's float64 logits do not move (archives stay decodable)."""
+    from ardm_core.model import _apply_rope, _rope_qk, _rope_tables
+
+    H, hd, T = 4, 64, 256
+    qk = torch.randn(3, T, 2 * H * hd, dtype=dtype)
+    cos, sin = _rope_tables(T, hd, 10000.0, None, dtype)
+    q, k = _rope_qk(qk, H, cos, sin)
+    q0, k0 = (qk[..., i * H * hd : (i + 1) * H * hd].unflatten(-1, (H, hd)).transpose(1, 2) for i in (0, 1))
+    assert torch.equal(q, _apply_rope(q0, cos, sin)) and torch.equal(k, _apply_rope(k0, cos, sin))
