@@ -8,6 +8,10 @@ loop could not answer a click or a repaint. Prints JSON; the target is a worst
 lag (max_lag_ms) under 50 ms.
 
     QT_QPA_PLATFORM=offscreen python bench/gui_latency.py [--model DIR | --tiny] [--chars 2000] [--fraction 0.3]
+
+``--train`` measures instead while Train on my writing fine-tunes the model on
+the text in its own worker thread (preparing, training, then the before/after
+measurement after Pause), for ``--max-seconds`` of training.
 """
 
 from __future__ import annotations
@@ -48,6 +52,30 @@ def tiny_model_dir() -> str:
     return str(d)
 
 
+def measure_training(app, w, text: str, seconds: float) -> int:
+    """Fine-tune through the Train dialog for ``seconds`` while the caller's timer runs; the steps done."""
+    src = Path(tempfile.mkdtemp()) / "writing.txt"
+    src.write_text(text * max(1, 20_000 // max(1, len(text))), encoding="utf-8")
+    d = w.trainer.open_dialog()
+    d.set_sources([str(src)])
+    steps = [0]
+    while d.scan is None and "no text" not in d.message:
+        app.processEvents()
+        time.sleep(0.001)
+    d.steps_override = 1_000_000
+    d.start()
+    w.trainer.client.event.connect(lambda ev: steps.__setitem__(0, ev.step) if type(ev).__name__ == "TrainStep" else None)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        app.processEvents()
+        time.sleep(0.001)
+    d.pause()
+    while d.training:
+        app.processEvents()
+        time.sleep(0.001)
+    return steps[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="model folder (default: assets/models/default)")
@@ -58,6 +86,9 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=0, help="step budget K (0: one character per step)")
     ap.add_argument("--tick-ms", type=float, default=10.0)
     ap.add_argument("--max-seconds", type=float, default=60.0, help="stop measuring after this long")
+    ap.add_argument("--train", action="store_true",
+                    help="measure while Train on my writing fine-tunes the model on the text (for --max-seconds), "
+                         "instead of during a fill")
     args = ap.parse_args()
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -102,8 +133,12 @@ def main() -> None:
     due[0] = time.perf_counter() + args.tick_ms / 1000
     timer.start(int(args.tick_ms))
     start = time.perf_counter()
-    w.run_fill()
-    while time.perf_counter() - start < args.max_seconds:
+    trained = None
+    if args.train:
+        trained = measure_training(app, w, text, args.max_seconds)
+    else:
+        w.run_fill()
+    while not args.train and time.perf_counter() - start < args.max_seconds:
         app.processEvents()
         run = w.runner.run
         if run is not None and run.done and not w.runner.running:
@@ -113,6 +148,7 @@ def main() -> None:
     timer.stop()
     run = w.runner.run
     steps = run.steps if run else []
+    w.ask_unsaved = lambda doing: "discard"  # nothing here is the user's: close without the modal question
     w.close()
     lags_sorted = sorted(lags) or [0.0]
     result = {
@@ -121,6 +157,7 @@ def main() -> None:
         "chars": len(text),
         "masked": n_masked,
         "budget_k": args.k,
+        **({"training_steps": trained} if args.train else {}),
         "steps": len(steps),
         "done": bool(run and run.done),
         "seconds": round(elapsed, 2),
