@@ -53,7 +53,8 @@ THREE = re.compile(r"(?<![^\W\d_])[A-Za-z]+ [A-Za-z]+ [A-Za-z]+(?![^\W\d_])")
 
 
 def modern_test_file() -> tuple[Path | None, str]:
-    for p in (Path("/work/data/corpus/modern_test.txt"), ROOT / "data" / "corpus" / "modern_test.txt"):
+    for p in (ROOT / "data" / "corpus" / "modern_test.txt", ROOT / "assets" / "corpus" / "modern_test.txt",
+              Path("/work/data/corpus/modern_test.txt")):
         if p.exists():
             return p, str(p)
     for mix in ("mixA", "mixB", "mixC"):
