@@ -3,6 +3,7 @@ promised lengths are limits, and the model tag covers everything the probabiliti
 
 import dataclasses
 import tracemalloc
+from pathlib import Path
 
 import brotli
 import pytest
@@ -16,6 +17,8 @@ from ardm_core.codec_format import CompressedFileError, Header, ModelMismatchErr
 from ardm_core.compress import CompressionCheckError, compress, compress_bytes, decompress_bytes
 from ardm_core.model import ARDMTransformer
 from tests.conftest import SAMPLE_TEXT
+
+ROOT = Path(__file__).resolve().parents[2]
 
 KNOWN = sorted(set(SAMPLE_TEXT))
 
@@ -155,3 +158,20 @@ def test_weights_changed_in_place_change_the_tag(tiny_model):
 def test_upscaling_model_is_refused_plainly(tiny_upscale):
     with pytest.raises(ValueError, match="compression needs a plain model"):
         compress_bytes(tiny_upscale, b"hello", method="model")
+
+
+@pytest.mark.shipped
+def test_shipped_model_small_k_round_trip_through_the_cli(tmp_path, capsys):
+    """The reported case: 256 characters of the test split at K = 1 and 2 with the shipped model."""
+    from ardm_core.cli import main
+    from ardm_core.paths import default_model_dir
+
+    if not (default_model_dir() / "config.json").exists():
+        pytest.skip("no shipped model")
+    text = (ROOT / "assets" / "corpus" / "test.txt").read_text(encoding="utf-8")[7000:7256]
+    src = tmp_path / "t.txt"
+    src.write_text(text, encoding="utf-8")
+    for k in ("1", "2"):
+        assert main(["compress", str(src), "--steps", k, "-f", "-q"]) == 0
+        assert main(["decompress", str(src) + ".ardm", "-o", str(tmp_path / "t.out"), "-f", "-q"]) == 0
+        assert (tmp_path / "t.out").read_bytes() == src.read_bytes()
