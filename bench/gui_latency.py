@@ -11,7 +11,7 @@ lag (max_lag_ms) under 50 ms.
 
 ``--train`` measures instead while Train on my writing fine-tunes the model on
 the text in its own worker thread (preparing, training, then the before/after
-measurement after Pause), for ``--max-seconds`` of training.
+measurement after Pause), for ``--max-seconds`` from Start.
 """
 
 from __future__ import annotations
