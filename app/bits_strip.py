@@ -22,10 +22,6 @@ class BitsStrip(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(300, 18)
 
-    def set_bits(self, bits) -> None:
-        self.bits = np.asarray(bits, dtype=np.float64)
-        self.update()
-
     def columns(self, width: int) -> np.ndarray:
         """Mean bits per pixel column (many characters share a column on long texts)."""
         n = len(self.bits)

@@ -226,13 +226,6 @@ class MaskedDocument(QObject):
     def is_masked(self, q: int) -> bool:
         return q < self.doc.characterCount() - 1 and prop(self._format_at(q), ORIGINAL) is not None
 
-    def original_at(self, q: int) -> str | None:
-        f = self._format_at(q)
-        o = prop(f, ORIGINAL)
-        if o is None:
-            o = prop(f, FILLED_FROM)
-        return None if o is None else str(o)
-
     # -- fills: one undo level for a whole run --------------------------------------
     def begin_fill(self) -> None:
         """Start a run: its steps (and steps back) all join one undo level."""

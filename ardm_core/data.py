@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from .fileio import DataError, read_utf8
-from .vocab import Vocab
 
 TEXT_SUFFIXES = {".txt", ".md", ".text", ".rst", ""}
 DOC_SEPARATOR = "\n\n\n"
@@ -95,7 +94,3 @@ def chunk_windows(ids: np.ndarray, block: int) -> tuple[torch.Tensor, torch.Tens
         out[i, : len(seg)] = seg
         lengths[i] = len(seg)
     return out, lengths
-
-
-def encode_text(vocab: Vocab, text: str) -> np.ndarray:
-    return vocab.encode(text)
