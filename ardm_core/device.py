@@ -27,8 +27,12 @@ def resolve_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if name.startswith("cuda:") and not name[5:].isdigit():
+        raise ValueError(f"unknown device {name!r}; cuda:N takes a device number (cuda:0, cuda:1, ...)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("CUDA was requested but no CUDA device is available; use --device cpu or auto")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise ValueError(f"no device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("MPS was requested but is not available; use --device cpu or auto")
     return torch.device(name)
