@@ -22,7 +22,7 @@ from typing import Any, Iterator
 # thread while the GUI thread calls into PySide can crash shiboken's import hook.
 from ardm_core.budget import document_table, naive_schedule
 from ardm_core.checkpoint import ModelFileError, load_model
-from ardm_core.device import describe_device, resolve_device
+from ardm_core.device import describe_device, resolve_device, resolve_precision
 from ardm_core.paths import upscale_model_dir
 from ardm_core.orders import ORDERS
 from ardm_core.session import DecodeSession, SamplingOptions, plan_budget, score
@@ -193,6 +193,7 @@ def load_model_job(state: EngineState, path: str, device: str) -> Iterator[Any]:
         return
     state.model, state.session = model, None
     yield model_info(model, describe_device(dev))
+    resolve_precision("auto", model.net)  # bf16 or fp32: measured here once (then cached), not in the first fill
 
 
 def model_info(model: Any, device: str) -> ModelInfo:
