@@ -44,6 +44,7 @@ import torch
 
 from .budget import budget_schedule
 from .checkpoint import LoadedModel
+from .orders import random_permutation
 from .codec_format import (
     FORMAT_VERSION,
     METHODS,
@@ -199,26 +200,10 @@ def probability_net(model: LoadedModel) -> ProbabilityNet:
 
 
 # -- 2. orders and step sizes -------------------------------------------------------
-_M64 = (1 << 64) - 1
-
-
-def _splitmix64(state: int) -> tuple[int, int]:
-    state = (state + 0x9E3779B97F4A7C15) & _M64
-    z = state
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-    return state, z ^ (z >> 31)
-
-
 def window_order(seed: int, window_index: int, n: int) -> np.ndarray:
-    """The generation order of window ``window_index``: a Fisher-Yates shuffle of 0..n-1 by splitmix64."""
-    state, _ = _splitmix64(((seed & 0xFFFFFFFF) << 32) | (window_index & 0xFFFFFFFF))
-    order = list(range(n))
-    for i in range(n - 1, 0, -1):
-        state, r = _splitmix64(state)
-        j = r % (i + 1)
-        order[i], order[j] = order[j], order[i]
-    return np.asarray(order, dtype=np.int64)
+    """The generation order of window ``window_index``: a Fisher-Yates shuffle of 0..n-1 by splitmix64
+    (``orders.random_permutation``'s integer-only source: the same on every machine and numpy)."""
+    return random_permutation(n, seed, window_index, source="splitmix")
 
 
 def quantised_loss_table(L: np.ndarray | None) -> np.ndarray | None:

@@ -357,3 +357,34 @@ def test_clicking_the_timeline_goes_to_the_point_clicked(window, qtbot):
     qtbot.mouseClick(tl, Qt.LeftButton, pos=QPoint(x, tl.height() // 2))
     assert abs(w.runner.view - 15) <= 1, w.runner.view  # not 60 - pageStep
     assert tl.value() == w.runner.view
+
+
+# -- layout: 1366 x 768 -----------------------------------------------------------------------------
+def test_the_window_fits_1366x768_and_hand_picked_does_not_grow_it(make_window, qtbot):
+    from PySide6.QtCore import QSize
+
+    from app.main_window import default_size
+    from app.order_panel import EXPLICIT
+
+    w_, h_ = default_size(QSize(1366, 768 - 30))  # a screen with a 30 px panel
+    assert w_ <= 1366 and h_ <= 738
+    w = make_window(wait_model=False)
+    w.resize(1366, 700)
+    w.show()
+    qtbot.waitUntil(lambda: w.height() == 700, timeout=5000)
+    assert w.minimumSizeHint().height() <= 700
+    w.order_panel.set_order(EXPLICIT)
+    qtbot.wait(50)
+    assert w.order_panel.pick_label.isVisible()
+    assert w.height() == 700 and w.minimumSizeHint().height() <= 700  # the Order dock scrolls instead
+    sb = w.statusBar()
+    assert sb.isVisible() and sb.geometry().bottom() <= w.height()
+    assert w.playback.run_btn.isVisible()
+
+
+def test_the_two_bits_figures_are_named_apart(window):
+    cols = [window.compare_panel.table.horizontalHeaderItem(c).text() for c in range(2, 3)]
+    run_label = window.stats.layout().itemAt(0).widget().layout().labelForField(window.stats.labels["bpc"]).text()
+    assert "original" in cols[0].lower() and "sampled" in run_label.lower()
+    assert "ORIGINAL" in window.compare_panel.table.horizontalHeaderItem(2).toolTip()
+    assert "SAMPLED" in window.stats.labels["bits"].toolTip()
