@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSaveFile, Qt
+from PySide6.QtCore import QSaveFile, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from ardm_core.fileio import DataError, read_utf8
@@ -273,13 +273,23 @@ class WindowFiles:
 
     def _decline_recovery(self) -> None:
         self.recovery = None
-        autosave.clear_snapshot()
+        if self.dirty:  # typed while the offer was open: the file now holds (or soon will) this work
+            self._autosaved_version = -1
+            self.autosave_now()
+        else:
+            autosave.clear_snapshot()
 
     def recover(self) -> bool:
         """Rebuild exactly what the snapshot holds: text, masks, earlier fills, the run at its step."""
         snap, self.recovery = self.recovery, None
         if snap is None:
             return False
+        if self.dirty:  # typed while the offer was open (no autosave here: it would overwrite the snapshot)
+            choice = self.ask_unsaved("recovering the autosaved document")
+            if choice == "cancel" or (choice == "save" and not self.save()):
+                self.recovery = snap
+                QTimer.singleShot(0, self._offer_recovery)  # the offer stays open
+                return False
         self.runner.detach()
         self.mdoc.set_text(snap.text, snap.masked, snap.filled)
         self.undo_stack.clear()

@@ -388,3 +388,15 @@ def test_the_two_bits_figures_are_named_apart(window):
     assert "original" in cols[0].lower() and "sampled" in run_label.lower()
     assert "ORIGINAL" in window.compare_panel.table.horizontalHeaderItem(2).toolTip()
     assert "SAMPLED" in window.stats.labels["bits"].toolTip()
+
+
+def test_work_typed_while_the_recovery_offer_is_open_is_not_lost(make_window, qtbot):
+    autosave.write_snapshot(autosave.Snapshot(text=TEXT, masked=[1, 2]))
+    w = make_window(wait_model=False, offer_recovery=True)
+    w.show()
+    qtbot.keyClicks(w.editor, "new work")
+    w.answer = "cancel"
+    assert not w.recover()  # Cancel keeps the new work and the offer
+    assert w.editor.toPlainText() == "new work" and w.recovery is not None
+    w._decline_recovery()  # No: the snapshot now holds the new work, not nothing
+    assert autosave.read_snapshot().text == "new work"
