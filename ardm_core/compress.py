@@ -341,11 +341,13 @@ class _Decoder:
 
     Past the end of the payload the decoder reads zero words, which decode to
     whatever comes first in each table, so a damaged length field could make
-    it run for a very long time. The rule: once the decoder first reports, at
-    the end of a symbol, that it may have read all the data, the information
-    of every symbol after that one (-log2 of its probability under the coder's
-    weights) is summed, and more than MAX_BITS_PAST_END bits means the header
-    promises more than the data holds. A real stream needs at most the coder's
+    it run for a very long time. The rule: after every decode call the decoder
+    is asked whether it may have read all the data; the first time it says so,
+    that call is replayed symbol by symbol to find the symbol after which it
+    first said so, and from there on the information of every symbol (-log2 of
+    its probability under the coder's weights, escapes included) is summed;
+    more than MAX_BITS_PAST_END bits means the header promises more than the
+    data holds. A real stream needs at most the coder's
     64-bit state plus the one or two closing words and the bytes the encoder
     trimmed (about 160 bits); the encoder decodes every file before it is
     written, so a file this rule refuses is never produced.
