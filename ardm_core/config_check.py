@@ -26,7 +26,7 @@ from .model import POSITIONS
 MAX_CONFIG_BYTES = 8 << 20  # a config with two L_t tables and a stage map is a few KB
 MAX_JSON_DEPTH = 32  # a model config nests 5 deep
 MAX_PARAMS = 500_000_000  # 2 GB of float32 weights
-MAX_WINDOW_BYTES = 2 << 30  # activations of one window's forward pass (float32)
+MAX_WINDOW_BYTES = 1 << 30  # activations of one window's forward pass (float32)
 MAX_BLOCK_SIZE = 16384  # characters per window
 MAX_LAYERS = 1024
 MAX_STAGES = 64
@@ -41,7 +41,7 @@ MODEL_FIELDS: dict[str, tuple[type, float, float]] = {
     "mlp_ratio": (int, 1, 64),
     "dropout": (float, 0.0, 0.999),
     "positions": (str, 0, 0),
-    "rope_base": (float, 1.0, 1e12),  # and > 1: 0 gives NaN positions, 1 or less no positions at all
+    "rope_base": (float, 1.0, 1e12),  # above 1 (open end): 0 gives NaN positions, 1 none at all
     "condition_on_known": (bool, 0, 0),
     "n_stage": (int, 1, MAX_STAGES),
     "causal": (bool, 0, 0),
@@ -171,15 +171,13 @@ def check_model_config(m: Any) -> dict:
         if kind is int:
             check_int(where, v, int(lo), int(hi))
         elif kind is float:
-            check_number(where, v, lo, hi)
+            check_number(where, v, lo, hi, lo_open=name == "rope_base")
         elif kind is bool:
             check_bool(where, v)
         else:
             check_str(where, v)
     if m.get("positions", "rope") not in POSITIONS:
         raise ValueError(f"model.positions must be one of {list(POSITIONS)} (got {describe(m['positions'])})")
-    if m.get("rope_base", 10000.0) <= 1:
-        raise ValueError(f"model.rope_base must be greater than 1 (got {m['rope_base']!r})")
     C, heads = m["n_embd"], m["n_head"]
     if C % heads:
         raise ValueError(f"model.n_embd ({C}) must be divisible by model.n_head ({heads})")
