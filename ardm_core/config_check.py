@@ -115,13 +115,13 @@ def parse_json(data: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise ValueError(f"not valid JSON (not UTF-8 at byte {exc.start})") from None
     depth = json_depth(text)
     if depth > max_depth:
-        raise ValueError(f"not a plausible config: JSON nested {depth:,} deep (at most {max_depth})")
+        raise ValueError(f"JSON nested {depth:,} deep, more than any valid file here (at most {max_depth})")
     try:
         return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
     except RecursionError:  # the depth check should have caught it; never a traceback
-        raise ValueError("not a plausible config: JSON nested too deep") from None
+        raise ValueError("JSON nested too deep") from None
 
 
 # -- the network's size, from its numbers alone -------------------------------------------------

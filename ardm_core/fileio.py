@@ -39,17 +39,33 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_file_bytes(path: Path) -> bytes:
-    """Read a file; errors are one line that names the file."""
+MAX_INPUT_BYTES = 4 << 30  # a text to read whole into memory
+
+
+def read_file_bytes(path: Path, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """Read a file (or a pipe) of at most ``limit`` bytes; errors are one line that names the file.
+
+    Devices are refused before reading (``/dev/zero`` never ends), and so is a file
+    whose size is over the limit.
+    """
     path = Path(path)
     try:
-        return path.read_bytes()
+        st = os.stat(path)
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            raise DataError(f"{path}: is a device, expected a file")
+        if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+            raise DataError(f"{path}: too big ({st.st_size:,} bytes; at most {limit:,})")
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise DataError(f"{path}: too big (more than {limit:,} bytes)")
+    return data
 
 
 def read_limited(path: Path, limit: int, what: str = "file") -> bytes:

@@ -22,14 +22,13 @@ ignored, so one map serves several vocabularies.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .fileio import DataError, read_utf8
+from .fileio import DataError, read_limited
 
 LOWER_VOWELS = "aeiouàáâäèéêëìíîïòóôöùúûü"
 UPPER_VOWELS = LOWER_VOWELS.upper()
@@ -209,11 +208,15 @@ def load_stage_map(spec_or_path: str | os.PathLike | dict | None, chars: list[st
         return StageMap(default_map_spec(chars), chars)
     if isinstance(spec_or_path, dict):
         return StageMap(spec_or_path, chars)
+    from .config_check import MAX_CONFIG_BYTES, parse_json
+
     path = Path(spec_or_path)
     try:
-        spec = json.loads(read_utf8(path))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+        spec = parse_json(read_limited(path, MAX_CONFIG_BYTES, "stage map"))
+    except DataError:
+        raise
+    except ValueError as exc:  # not JSON, not UTF-8, nested too deep
+        raise DataError(f"{path}: {exc}") from None
     return StageMap(spec, chars)
 
 

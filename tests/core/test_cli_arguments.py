@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ardm_core.cli import main
@@ -37,6 +39,16 @@ CASES = [
     (["infill", "--model", "{model}", "--text", "he__o", "--device", "tpu"], "unknown device"),
     (["train", "--data", "{text}", "--out", "{out}", "--eval-batches", "0"], "--eval-batches must be between 1"),
     (["train", "--data", "{text}", "--out", "{out}", "--steps", "lots"], "argument --steps: invalid int value"),
+    # a device as an input file was read forever
+    (["eval", "--model", "{model}", "/dev/zero"], "/dev/zero: is a device"),
+    (["infill", "--model", "{model}", "--file", "/dev/zero"], "/dev/zero: is a device"),
+    (["score", "--model", "{model}", "--file", "/dev/urandom"], "/dev/urandom: is a device"),
+    (["calibrate", "--model", "{model}", "/dev/zero"], "/dev/zero: is a device"),
+    (["train", "--data", "/dev/zero", "--out", "{out}", "--preset", "tiny"], "/dev/zero: is a device"),
+    (["train", "--data", "{text}", "--out", "{out}", "--preset", "tiny", "--block-size", "32", "--upscale", "/dev/zero"],
+     "/dev/zero: not a regular file"),
+    (["train", "--data", "{text}", "--out", "{out}", "--preset", "tiny", "--block-size", "32", "--upscale", "{deep}"],
+     "JSON nested 200 deep"),
 ]
 
 
@@ -44,7 +56,8 @@ CASES = [
 def test_bad_argument_is_one_line_and_exit_2(capsys, tmp_path, tiny_model_dir, argv, message):
     text = tmp_path / "t.txt"
     text.write_text("hello world " * 20)
-    subs = {"model": tiny_model_dir, "text": str(text), "out": str(tmp_path / "run")}
+    (tmp_path / "deep.json").write_text("[" * 200 + "]" * 200)
+    subs = {"model": tiny_model_dir, "text": str(text), "out": str(tmp_path / "run"), "deep": str(tmp_path / "deep.json")}
     code, out, err = run_cli(capsys, [a.format(**subs) for a in argv])
     assert code == 2, err
     assert message in err, err
@@ -60,6 +73,18 @@ def test_explicit_with_its_order_still_works(capsys, tiny_model_dir):
                                       "--explicit", "4,3,2,1,0"])
     assert code == 0, err
     assert "explicit" in out and "l2r" in out
+
+
+def test_a_pipe_is_still_read(capsys, tiny_model_dir):
+    r, w = os.pipe()
+    os.write(w, b"hello world")
+    os.close(w)
+    try:
+        code, out, err = run_cli(capsys, ["score", "--model", tiny_model_dir, "--file", f"/dev/fd/{r}"])
+    finally:
+        os.close(r)
+    assert code == 0, err
+    assert "11 characters" in out
 
 
 def test_help_exits_0(capsys):

@@ -65,6 +65,7 @@ CASES = [
     (set_model(dropout=1.5), "model.dropout"),
     (set_model(rope_base=0), "model.rope_base"),
     (set_model(rope_base=-3.0), "model.rope_base"),
+    (set_model(rope_base=1), "model.rope_base must be a finite number in (1,"),
     (set_model(positions="learned"), "model.positions"),
     (set_model(causal="no"), "model.causal must be true or false"),
     (set_model(n_embd=10**9), "model.n_embd"),
