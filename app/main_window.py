@@ -37,14 +37,13 @@ from .settings import Settings, load_settings, save_settings
 from .stats_panel import StatsPanel
 from .undo import UndoMirror
 from .window_actions import build_actions, build_menus, build_toolbar
-from .window_files import WindowFiles
+from .window_files import AUTOSAVE_IDLE_MS, WindowFiles
 from .window_run import WindowRun
 from .window_view import WindowView, apply_theme
 from .worker import EngineClient, JobError, JobFinished
 
 
 APP_TITLE = "ARDM Studio"
-AUTOSAVE_IDLE_MS = 1500
 ICON = ASSETS / "icons" / "ardm-studio-256.png"
 
 
@@ -206,6 +205,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         # autosave: AUTOSAVE_IDLE_MS after typing pauses, and at least every autosave_seconds while it goes on
         self._autosave_idle = QTimer(self, singleShot=True, interval=AUTOSAVE_IDLE_MS)
         self._autosave_max = QTimer(self, singleShot=True)
+        self._autosave_ms = 0  # how long the last autosave took
         self._autosave_idle.timeout.connect(self._autosave_due)
         self._autosave_max.timeout.connect(self._autosave_due)
         self.mdoc.doc.contentsChange.connect(self._edited)
@@ -487,6 +487,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         except OSError:
             pass
         autosave.clear_snapshot()  # a clean exit: nothing to recover next time
+        self.recovery = None  # an offer left open goes with the window
         for box in list(self._boxes):
             box.close()
         e.accept()

@@ -6,6 +6,7 @@ kept apart so each module holds one concern.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QSaveFile, Qt, QTimer
@@ -17,6 +18,7 @@ from ardm_core.paths import default_model_dir
 from . import autosave
 from .run_record import load_run, save_run
 
+AUTOSAVE_IDLE_MS = 1500  # autosave this long after typing pauses (longer for documents slow to snapshot)
 TEXT_FILTER = "Text files (*.txt *.md);;All files (*)"
 RUN_FILTER = "ARDM runs (*.json);;All files (*)"
 
@@ -204,7 +206,7 @@ class WindowFiles:
         """The document changed: autosave once typing pauses, and at least every autosave_seconds."""
         self._autosave_idle.start()
         if not self._autosave_max.isActive():
-            self._autosave_max.start(self.settings.autosave_seconds * 1000)
+            self._autosave_max.start(max(self.settings.autosave_seconds * 1000, 20 * self._autosave_ms))
 
     def _autosave_due(self) -> None:
         if self.runner.running:  # the run's steps change the document many times a second:
@@ -235,12 +237,16 @@ class WindowFiles:
         """Snapshot the document, its masks, fills and run (only when it changed since the last snapshot)."""
         if not force and (self.mdoc.version == self._autosaved_version or not self.dirty):
             return False
+        t0 = time.perf_counter()
         try:
             autosave.write_snapshot(self.snapshot())
         except OSError as exc:
             self.notify_status(f"Autosave failed: {exc.strerror}")
             return False
         self._autosaved_version = self.mdoc.version
+        # a large document takes a while to snapshot: space the saves so they cost at most ~10% of the time
+        self._autosave_ms = round((time.perf_counter() - t0) * 1000)
+        self._autosave_idle.setInterval(max(AUTOSAVE_IDLE_MS, 10 * self._autosave_ms))
         return True
 
     def _read_recovery(self) -> autosave.Snapshot | None:
@@ -272,6 +278,8 @@ class WindowFiles:
         self.present(box)
 
     def _decline_recovery(self) -> None:
+        if self.recovery is None:  # answered already (or the window is closing)
+            return
         self.recovery = None
         if self.dirty:  # typed while the offer was open: the file now holds (or soon will) this work
             self._autosaved_version = -1
