@@ -299,17 +299,31 @@ def _inputs_key(paths) -> list[str]:
     return [str(Path(p).resolve()) for p in paths]
 
 
+def check_finetune_config(cfg: FinetuneConfig) -> None:
+    """Every number typed, finite and in range (the training options' rules); one ValueError line."""
+    from .config_check import MAX_BLOCK_SIZE, check_int, check_number
+    from .train import max_threads
+
+    check_number("--minutes", cfg.minutes, 0.0, 7 * 24 * 60)
+    check_int("--steps", cfg.steps, 0, 10**9)
+    if not cfg.minutes > 0 and not cfg.steps:
+        raise ValueError(f"--minutes must be more than 0 (got {cfg.minutes})")
+    check_int("--batch-size", cfg.batch_size, 1, 65536)
+    check_int("--block-size", cfg.block_size, 0, MAX_BLOCK_SIZE)  # 0 = the base model's
+    check_number("--lr", cfg.lr, 0.0, 1.0, lo_open=True, hi_open=True)
+    check_number("holdout", cfg.holdout, 0.0, 0.5, lo_open=True, hi_open=True)
+    check_int("--max-chars", cfg.max_chars, 1, 10**10)
+    check_int("eval_chars", cfg.eval_chars, 1, 10**9)
+    check_int("--seed", cfg.seed, 0, 2**32 - 1)
+    check_int("--threads", cfg.threads, 0, max_threads())
+
+
 def finetune(cfg: FinetuneConfig, stop: threading.Event | None = None) -> Iterator[FinetuneEvent]:
     """Prepare (or resume) a run, fine-tune, and report before/after; a generator of events."""
     stop = stop or threading.Event()
+    check_finetune_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if not cfg.minutes > 0 and not cfg.steps:
-        raise ValueError(f"--minutes must be more than 0 (got {cfg.minutes})")
-    if cfg.steps < 0 or cfg.batch_size < 1 or cfg.block_size < 0:
-        raise ValueError("--steps, --batch-size and --block-size must be positive")
-    if not 0 < cfg.holdout < 0.5:
-        raise ValueError(f"holdout must be between 0 and 0.5 (got {cfg.holdout})")
     out, base_dir = Path(cfg.out), Path(cfg.base)
     _check_out(out, base_dir)
     dev = resolve_device(cfg.device)

@@ -55,6 +55,9 @@ BOUNDARY = "\n"  # the token type before the first and after the last character 
 WORD_RE = re.compile(r"[^\W\d_]+")  # a maximal run of letters
 
 
+MAX_LEXICON_BYTES = 64 << 20  # the shipped lexicon is about 110 KB
+
+
 class LexiconError(ValueError):
     """A lexicon file is missing, unreadable or damaged."""
 
@@ -276,13 +279,15 @@ def parse_lexicon(data: bytes, name: str = "lexicon") -> Lexicon:
 
 def load_lexicon(path: str | Path | None = None) -> Lexicon:
     """Read a lexicon file (default: the shipped one); LexiconError if it is missing or damaged."""
+    from .fileio import DataError, read_limited
+
     path = Path(path) if path is not None else default_lexicon_path()
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LexiconError(f"{path}: lexicon file is missing (build it with scripts/build_lexicon.py)") from None
-    except OSError as exc:
-        raise LexiconError(f"{path}: cannot read the lexicon ({exc.strerror})") from None
+        data = read_limited(path, MAX_LEXICON_BYTES, "lexicon")  # a regular file of bounded size (not /dev/zero)
+    except DataError as exc:
+        if not path.exists():
+            raise LexiconError(f"{path}: lexicon file is missing (build it with scripts/build_lexicon.py)") from None
+        raise LexiconError(str(exc)) from None
     return parse_lexicon(data, str(path))
 
 

@@ -49,6 +49,13 @@ CASES = [
      "/dev/zero: not a regular file"),
     (["train", "--data", "{text}", "--out", "{out}", "--preset", "tiny", "--block-size", "32", "--upscale", "{deep}"],
      "JSON nested 200 deep"),
+    (["infill", "--model", "{model}", "--text", "a fl__k", "--words", "--lexicon", "/dev/zero"], "/dev/zero: not a regular file"),
+    # finetune shares the training options' rules (--threads -1 was a traceback, 1000000 a segfault)
+    (["finetune", "{text}", "--out", "{out}", "--model", "{model}", "--threads", "-1"], "--threads must be between 0"),
+    (["finetune", "{text}", "--out", "{out}", "--model", "{model}", "--threads", "1000000"], "--threads must be between 0"),
+    (["finetune", "{text}", "--out", "{out}", "--model", "{model}", "--minutes", "inf"], "--minutes must be a finite number"),
+    (["finetune", "{text}", "--out", "{out}", "--model", "{model}", "--lr", "nan"], "--lr must be a finite number"),
+    (["finetune", "{text}", "--out", "{out}", "--model", "{model}", "--steps", "5", "--batch-size", "0"], "--batch-size"),
 ]
 
 
