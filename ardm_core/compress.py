@@ -44,7 +44,7 @@ import torch
 
 from .budget import budget_schedule
 from .checkpoint import LoadedModel
-from .orders import random_permutation
+from .orders import Plan, fill_steps, random_permutation
 from .codec_format import (
     FORMAT_VERSION,
     METHODS,
@@ -278,15 +278,15 @@ class _Window:
     index: int
     start: int  # first character in the text
     n: int  # characters in this window
-    order: np.ndarray  # (n,) positions in generation order
-    bounds: tuple[int, ...]  # cumulative step boundaries: 0, ..., n
+    plan: tuple[np.ndarray, ...]  # positions of each step, in fill order (orders.Plan)
+    step_of: np.ndarray  # (n,) the step that fills each position
 
     @property
     def steps(self) -> int:
-        return len(self.bounds) - 1
+        return len(self.plan)
 
     def targets(self, s: int) -> np.ndarray:
-        return self.order[self.bounds[s] : self.bounds[s + 1]]
+        return self.plan[s]
 
 
 def _groups(model: LoadedModel, n_chars: int, window: int, steps: int, seed: int) -> Iterator[list[_Window]]:
@@ -296,8 +296,9 @@ def _groups(model: LoadedModel, n_chars: int, window: int, steps: int, seed: int
         group = []
         for w in range(g, min(g + GROUP_WINDOWS, len(starts))):
             n = min(window, n_chars - starts[w])
-            bounds = tuple(np.concatenate([[0], np.cumsum(step_sizes(model.loss_by_known, steps, n))]).tolist())
-            group.append(_Window(w, starts[w], n, window_order(seed, w, n), bounds))
+            plan = Plan(n, np.arange(n), "explicit", explicit=window_order(seed, w, n),
+                        sizes=step_sizes(model.loss_by_known, steps, n)).fixed_steps()
+            group.append(_Window(w, starts[w], n, tuple(plan), fill_steps(plan, n)))
         yield group
 
 
@@ -518,12 +519,10 @@ def _encode_text(model: LoadedModel, text: str, *, steps: int, seed: int, window
         # 1. teacher forcing: every step's input is known, so all rows of the group are computed up front
         jobs: list[tuple[_Window, int, np.ndarray]] = []  # (window, step, input row)
         for win in group:
-            rank = np.empty(win.n, dtype=np.int64)
-            rank[win.order] = np.arange(win.n)
             seg = ids[win.start : win.start + win.n]
             for s in range(win.steps):
                 row = np.full(window, net.mask_id, dtype=np.int64)
-                row[: win.n] = np.where(rank < win.bounds[s], seg, net.mask_id)
+                row[: win.n] = np.where(win.step_of < s, seg, net.mask_id)  # filled before step s: shown
                 jobs.append((win, s, row))
         weights: dict[tuple[int, int], np.ndarray] = {}
         for c in range(0, len(jobs), batch_rows):

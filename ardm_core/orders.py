@@ -339,6 +339,15 @@ class Plan:
         return steps
 
 
+def fill_steps(steps: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """(n,) the step that fills each position, -1 where known. Teacher forcing shows a position to
+    step k's rows iff its fill step is below k (``windows.teacher_forced_logprobs``, compression)."""
+    step_of = np.full(n, -1, dtype=np.int64)
+    for k, g in enumerate(steps):
+        step_of[np.asarray(g, dtype=np.int64)] = k
+    return step_of
+
+
 def validate_picks(picks, masked: np.ndarray, n_text: int) -> np.ndarray:
     """Hand-picked positions: masked, each once, in the given order; the error names the culprits."""
     try:
@@ -357,4 +366,4 @@ def validate_picks(picks, masked: np.ndarray, n_text: int) -> np.ndarray:
     return arr
 
 
-__all__ = ["Plan", "random_permutation", "validate_picks", "ORDER_SOURCES", "RNG_TAG_ORDER", "RNG_TAG_SAMPLE", "ORDERS", "OrderState", "OrderFn", "order_names", "get_order", "validate_explicit", "span_depth"]
+__all__ = ["Plan", "random_permutation", "fill_steps", "validate_picks", "ORDER_SOURCES", "RNG_TAG_ORDER", "RNG_TAG_SAMPLE", "ORDERS", "OrderState", "OrderFn", "order_names", "get_order", "validate_explicit", "span_depth"]

@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .orders import fill_steps
+
 
 def plan_windows(targets: np.ndarray, n_text: int, D: int) -> tuple[np.ndarray, np.ndarray]:
     """Window starts (W,) and the window index of each target (k,), for sorted ``targets``."""
@@ -131,11 +133,10 @@ def teacher_forced_logprobs(net, shown: np.ndarray, blank: np.ndarray, steps: li
     probabilities, 0 where no step fills.
     """
     N = len(shown)
-    step_of = np.full(N, -1, dtype=np.int64)  # step at which a position is filled; -1 = known
+    step_of = fill_steps(steps, N)  # step at which a position is filled; -1 = known
     row_step, row_start, tgt_row, tgt_pos = [], [], [], []
     for k, g in enumerate(steps):
         g = np.sort(np.asarray(g, dtype=np.int64))
-        step_of[g] = k
         starts, owner = plan_windows(g, N, D)
         tgt_row.append(owner + len(row_step))
         tgt_pos.append(g)

@@ -126,12 +126,10 @@ def test_code_length_is_close_to_the_information_content(tiny_model, sample_text
     net = probability_net(tiny_model)
     bits = 0.0
     for win in (w for group in _groups(tiny_model, len(text), opts["window"], opts["steps"], 0) for w in group):
-        rank = np.empty(win.n, dtype=np.int64)
-        rank[win.order] = np.arange(win.n)
         seg = ids[win.start : win.start + win.n]
         for s in range(win.steps):
             row = np.full((1, opts["window"]), net.mask_id)
-            row[0, : win.n] = np.where(rank < win.bounds[s], seg, net.mask_id)
+            row[0, : win.n] = np.where(win.step_of < s, seg, net.mask_id)
             (w,) = net.weights(row, np.array([win.n]), [win.targets(s)])
             p = w[np.arange(len(w)), seg[win.targets(s)]] / w.sum(1)
             bits += float(-np.log2(p).sum())
