@@ -231,12 +231,8 @@ def _name_some(xs, limit: int = 10) -> str:
     return s + (f", ... ({len(xs)} in all)" if len(xs) > limit else "")
 
 
-def validate_explicit(explicit, masked: np.ndarray, n_text: int) -> np.ndarray:
-    """Check that ``explicit`` lists every masked position exactly once; the error names the culprits."""
-    try:
-        arr = np.asarray(list(explicit), dtype=np.int64)
-    except (TypeError, ValueError):
-        raise ValueError("explicit order must be a list of integer positions") from None
+def _position_problems(arr: np.ndarray, masked: np.ndarray, n_text: int, *, complete: bool) -> list[str]:
+    """What is wrong with a list of positions meant to be masked ones, each once (and every one if ``complete``)."""
     problems = []
     out_of_range = arr[(arr < 0) | (arr >= n_text)]
     if len(out_of_range):
@@ -250,8 +246,18 @@ def validate_explicit(explicit, masked: np.ndarray, n_text: int) -> np.ndarray:
     if len(not_masked):
         problems.append(f"not masked: {_name_some(not_masked)}")
     missing = np.setdiff1d(masked, uniq)
-    if len(missing):
+    if complete and len(missing):
         problems.append(f"missing masked positions: {_name_some(missing)}")
+    return problems
+
+
+def validate_explicit(explicit, masked: np.ndarray, n_text: int) -> np.ndarray:
+    """Check that ``explicit`` lists every masked position exactly once; the error names the culprits."""
+    try:
+        arr = np.asarray(list(explicit), dtype=np.int64)
+    except (TypeError, ValueError):
+        raise ValueError("explicit order must be a list of integer positions") from None
+    problems = _position_problems(arr, masked, n_text, complete=True)
     if problems:
         raise ValueError("explicit order must list every masked position exactly once; " + "; ".join(problems))
     return arr
@@ -354,13 +360,7 @@ def validate_picks(picks, masked: np.ndarray, n_text: int) -> np.ndarray:
         arr = np.asarray(list(picks), dtype=np.int64).reshape(-1)
     except (TypeError, ValueError):
         raise ValueError("picks must be a list of integer positions") from None
-    uniq, counts = np.unique(arr, return_counts=True)
-    problems = []
-    if (counts > 1).any():
-        problems.append(f"repeated: {_name_some(uniq[counts > 1])}")
-    not_masked = np.setdiff1d(uniq, masked)
-    if len(not_masked):
-        problems.append(f"not masked (text has {n_text} characters): {_name_some(not_masked)}")
+    problems = _position_problems(arr, masked, n_text, complete=False)
     if problems:
         raise ValueError("picks must be masked positions, each once; " + "; ".join(problems))
     return arr

@@ -22,19 +22,24 @@ def random_table(rng, D: int) -> np.ndarray:
     return np.sort(rng.uniform(0.5, 5.0, D))[::-1]  # non-increasing, like a trained model's L_t
 
 
+def assert_least_cost_everywhere(L):
+    """Every start and every budget: the plan is valid and costs what the best composition costs."""
+    D = len(L)
+    for start in range(D):
+        n = D - start
+        for K in range(1, n + 1):
+            best = min(schedule_cost(L, c, start=start) for c in compositions(n, K))
+            s = budget_schedule(L, K, start=start)
+            assert sum(s.sizes) == n and len(s.sizes) == K and min(s.sizes) >= 1
+            assert s.expected_bits == pytest.approx(best, abs=1e-9)
+            assert s.expected_bits == pytest.approx(schedule_cost(L, s.sizes, start=start))
+
+
 @pytest.mark.parametrize("D", [1, 2, 5, 8])
 def test_matches_brute_force(D):
     rng = np.random.default_rng(D)
     for _ in range(3):
-        L = random_table(rng, D)
-        for start in range(D):
-            n = D - start
-            for K in range(1, n + 1):
-                best = min(schedule_cost(L, c, start=start) for c in compositions(n, K))
-                s = budget_schedule(L, K, start=start)
-                assert sum(s.sizes) == n and len(s.sizes) == K and min(s.sizes) >= 1
-                assert s.expected_bits == pytest.approx(best, abs=1e-9)
-                assert s.expected_bits == pytest.approx(schedule_cost(L, s.sizes, start=start))
+        assert_least_cost_everywhere(random_table(rng, D))
 
 
 def test_non_monotone_table_still_optimal():
@@ -104,14 +109,7 @@ def test_tables_with_runs_match_brute_force(D):
     """Plans over the runs of equal L (and K past the number of runs) are still the least-cost plans."""
     rng = np.random.default_rng(100 + D)
     for _ in range(4):
-        L = np.round(random_table(rng, D) * 2) / 2  # half-bit steps: runs of equal values
-        for start in range(D):
-            n = D - start
-            for K in range(1, n + 1):
-                best = min(schedule_cost(L, c, start=start) for c in compositions(n, K))
-                s = budget_schedule(L, K, start=start)
-                assert len(s.sizes) == K and sum(s.sizes) == n and min(s.sizes) >= 1
-                assert s.expected_bits == pytest.approx(best, abs=1e-9)
+        assert_least_cost_everywhere(np.round(random_table(rng, D) * 2) / 2)  # half-bit steps: runs of equal values
 
 
 def test_budget_costs_past_the_runs_and_every_position_ties():
