@@ -253,13 +253,18 @@ def _position_problems(arr: np.ndarray, masked: np.ndarray, n_text: int, *, comp
 
 def validate_explicit(explicit, masked: np.ndarray, n_text: int) -> np.ndarray:
     """Check that ``explicit`` lists every masked position exactly once; the error names the culprits."""
+    return _checked_positions(explicit, masked, n_text, "explicit order", "list every masked position exactly once",
+                              complete=True)
+
+
+def _checked_positions(xs, masked: np.ndarray, n_text: int, what: str, rule: str, *, complete: bool) -> np.ndarray:
     try:
-        arr = np.asarray(list(explicit), dtype=np.int64)
+        arr = np.asarray(list(xs), dtype=np.int64).reshape(-1)
     except (TypeError, ValueError):
-        raise ValueError("explicit order must be a list of integer positions") from None
-    problems = _position_problems(arr, masked, n_text, complete=True)
+        raise ValueError(f"{what} must be a list of integer positions") from None
+    problems = _position_problems(arr, masked, n_text, complete=complete)
     if problems:
-        raise ValueError("explicit order must list every masked position exactly once; " + "; ".join(problems))
+        raise ValueError(f"{what} must {rule}; " + "; ".join(problems))
     return arr
 
 
@@ -356,14 +361,7 @@ def fill_steps(steps: Sequence[np.ndarray], n: int) -> np.ndarray:
 
 def validate_picks(picks, masked: np.ndarray, n_text: int) -> np.ndarray:
     """Hand-picked positions: masked, each once, in the given order; the error names the culprits."""
-    try:
-        arr = np.asarray(list(picks), dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError("picks must be a list of integer positions") from None
-    problems = _position_problems(arr, masked, n_text, complete=False)
-    if problems:
-        raise ValueError("picks must be masked positions, each once; " + "; ".join(problems))
-    return arr
+    return _checked_positions(picks, masked, n_text, "picks", "be masked positions, each once", complete=False)
 
 
 __all__ = ["Plan", "random_permutation", "fill_steps", "validate_picks", "ORDER_SOURCES", "RNG_TAG_ORDER", "RNG_TAG_SAMPLE", "ORDERS", "OrderState", "OrderFn", "order_names", "get_order", "validate_explicit", "span_depth"]
