@@ -493,6 +493,7 @@ def model_folder_cases() -> list[tuple[str, object, bool]]:
 
 
 # -- bad command lines ------------------------------------------------------------------------------
+FRESH = "{fresh-folder}"  # replaced by a new, empty path for every case: a training run never resumes another's
 LONG_RUNNING = {("train", "--steps"), ("train", "--minutes"), ("finetune", "--steps"), ("finetune", "--minutes"),
                 ("train", "--eval-every"), ("train", "--save-every"), ("finetune", "--max-chars"),
                 ("train", "--warmup")}
@@ -512,13 +513,14 @@ def cli_cases(workdir: Path, tiny_dir: Path) -> list[tuple[str, list[str]]]:
     binary.write_bytes(bytes(range(256)) * 4)
     folder.mkdir(exist_ok=True)
     packed = d / "cli.txt.ardm"
+    missing = d / "no-such-folder" / "file"
     m = str(tiny_dir)
     out = str(d / "cli-out")
     bases = {
-        "train": ["train", "--data", str(text), "--out", str(d / "run"), "--preset", "tiny", "--block-size", "16",
+        "train": ["train", "--data", str(text), "--out", FRESH, "--preset", "tiny", "--block-size", "16",
                   "--batch-size", "2", "--steps", "2", "--warmup", "1", "--eval-every", "2", "--eval-batches", "1",
                   "--save-every", "2", "--threads", "1", "--device", "cpu"],
-        "finetune": ["finetune", str(text), "--out", str(d / "ft"), "--model", m, "--steps", "2", "--batch-size", "2",
+        "finetune": ["finetune", str(text), "--out", FRESH, "--model", m, "--steps", "2", "--batch-size", "2",
                      "--minutes", "0.2", "--threads", "1", "--device", "cpu"],
         "eval": ["eval", "--model", m, str(text), "--passes", "1", "--max-chars", "200", "--device", "cpu"],
         "calibrate": ["calibrate", "--model", m, str(text), "--rounds", "1"],
@@ -551,7 +553,7 @@ def cli_cases(workdir: Path, tiny_dir: Path) -> list[tuple[str, list[str]]]:
             elif typ is float or "float" in tname or "fraction" in tname:
                 values = ["nan", "inf", "-inf", "-1", "x", "", "1e999", "0"]
             else:
-                values = ["", "/nonexistent/file", str(folder), str(empty), str(binary), "/dev/null", "/dev/zero",
+                values = ["", str(missing), str(folder), str(empty), str(binary), "/dev/null", "/dev/zero",
                           "\u2603" * 3]
             if (name, opt) == ("train", "--threads") or (name, opt) == ("finetune", "--threads"):
                 values = values + ["1000000"]
@@ -699,7 +701,8 @@ def worker_main(workdir: str, memory_limit_mb: int) -> None:
                     res["outcome"] = "ok"  # accepted: counted apart (see 'accepted' in the table)
                     res["accepted"] = True
             else:
-                argv = case["argv"]
+                fresh = Path(tempfile.mkdtemp(dir=cases_dir)) / "out"
+                argv = [str(fresh) if a == FRESH else a for a in case["argv"]]
                 res = run_cli_in_process(argv, cases_dir)
                 res["label"] = case["label"]
         except BaseException:
