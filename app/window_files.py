@@ -197,6 +197,9 @@ class WindowFiles:
 
     def export_frames(self, path: Path, fmt: str) -> None:
         """Render the run's frames in the worker (from a snapshot of the run), with progress and Cancel."""
+        if self.runner.run is None:
+            self.notify_status("No run to export: press Run first")
+            return
         n = self.runner.view or self.runner.recorded
         self.client.export_frames(self.runner.run, n, str(path), fmt)
         self.show_progress("export", 0, n + 1, "Rendering frames in the background...")
