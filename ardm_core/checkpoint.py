@@ -13,7 +13,6 @@ Every failure to load names the file and what is wrong with it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
