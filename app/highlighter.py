@@ -14,26 +14,18 @@ from typing import Callable
 import numpy as np
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 
+from .colours import LAST_STEP_OUTLINE, SCALES, ramp
+
 LEVELS = 24  # colour steps per mode
-
-
-def _lerp(a: QColor, b: QColor, t: float) -> QColor:
-    return QColor(round(a.red() + (b.red() - a.red()) * t), round(a.green() + (b.green() - a.green()) * t),
-                  round(a.blue() + (b.blue() - a.blue()) * t), round(a.alpha() + (b.alpha() - a.alpha()) * t))
 
 
 def palette(mode: str, t: float) -> QColor:
     """Background for a filled character; t in [0, 1] (order: early->late, probability: low->high, bits: low->high)."""
-    if mode == "order":  # blue -> green -> yellow, a perceptually ordered ramp
-        stops = [QColor(68, 119, 220, 110), QColor(60, 190, 140, 110), QColor(240, 200, 40, 130)]
-        return _lerp(stops[0], stops[1], t * 2) if t < 0.5 else _lerp(stops[1], stops[2], (t - 0.5) * 2)
-    if mode == "probability":  # red (unlikely) -> green (sure)
-        return _lerp(QColor(230, 60, 50, 140), QColor(60, 180, 80, 110), t)
-    return _lerp(QColor(255, 255, 255, 0), QColor(200, 30, 120, 170), t)  # bits: clear -> magenta
+    return QColor(*ramp(mode, t))
 
 
 class RunHighlighter(QSyntaxHighlighter):
-    MODES = ("order", "probability", "bits")
+    MODES = tuple(SCALES)
     MAX_BITS = 8.0  # bits at or above this get the darkest colour
 
     def __init__(self, doc: QTextDocument) -> None:
@@ -126,7 +118,7 @@ class RunHighlighter(QSyntaxHighlighter):
             if current:
                 f.setFontWeight(QFont.Bold)
                 f.setFontUnderline(True)
-                f.setUnderlineColor(QColor(230, 90, 0))
+                f.setUnderlineColor(QColor(*LAST_STEP_OUTLINE))
             self._formats[key] = f
         return f
 

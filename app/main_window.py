@@ -130,7 +130,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.stack, 1)
-        lay.addWidget(self.caption)
+        self._build_view_bars(lay)  # colour legend, presentation caption and step counter
         self.setCentralWidget(central)
         self.editor.tooltip_provider = self.tooltip_for
         self.order_panel = OrderPanel()

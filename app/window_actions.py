@@ -100,6 +100,8 @@ def build_menus(w: "MainWindow", A: dict[str, QAction]) -> None:
     v.addAction(A["show_original"])
     v.addAction(A["presentation"])
     w.view_menu = v
+    for k in ("presentation", "run", "pause", "step", "back"):  # their keys still work while the menus are hidden
+        w.addAction(A[k])
 
 
 def build_toolbar(w: "MainWindow", A: dict[str, QAction]) -> None:

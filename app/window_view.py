@@ -7,19 +7,63 @@ and the highlighter, never from the worker.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPalette, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QTextEdit
+from PySide6.QtGui import QColor, QKeySequence, QPalette, QShortcut, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QTextEdit, QToolBar, QVBoxLayout, QWidget
 
+from .colour_legend import ColourLegend
 from .highlighter import describe_bits
+from .jobs import RunStarted
 from .masked_document import PosMap
 
 PRESENTATION_SPEED = 3  # steps per second when teaching
 
 
 class WindowView:
+    def _build_view_bars(self, lay: QVBoxLayout) -> None:
+        """Under the editor: the colour legend (always), then the presentation caption and step counter."""
+        self.legend = ColourLegend()
+        self.legend.mode_chosen.connect(self.set_colour_mode)
+        lay.addWidget(self.legend)
+        self._sketch_legend: tuple[tuple[str, str], ...] = ()  # glyphs of the coarse-to-fine run on screen
+        self.client.event.connect(self._note_sketch_legend)
+        self.step_counter = QLabel()  # presentation mode: a step count readable from the back of the room
+        self.step_counter.setObjectName("step_counter")
+        self.step_counter.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.step_counter.setStyleSheet("#step_counter { background: #1e1e28; color: #ffd75a; padding: 6px 14px; "
+                                        "border-radius: 6px; font-weight: bold; }")
+        self.presentation_bar = QWidget()
+        row = QHBoxLayout(self.presentation_bar)
+        row.setContentsMargins(0, 4, 0, 0)
+        row.addWidget(self.caption, 1)
+        self.caption.setVisible(True)  # the bar shows and hides them together
+        row.addWidget(self.step_counter)
+        self.presentation_bar.setVisible(False)
+        lay.addWidget(self.presentation_bar)
+        self._before_presentation: dict | None = None
+        self._leave_presentation = QShortcut(QKeySequence(Qt.Key_Escape), self)
+        self._leave_presentation.setEnabled(False)
+        self._leave_presentation.activated.connect(lambda: self.actions_["presentation"].setChecked(False))
+
+    def _note_sketch_legend(self, ev) -> None:
+        if isinstance(ev, RunStarted) and ev.legend:
+            self._sketch_legend = tuple(ev.legend)
+
+    def _update_legend(self) -> None:
+        run = self.runner.run
+        if run is None or run.n_stages <= 1:
+            self.legend.set_glyphs(None)
+            return
+        if not self._sketch_legend:  # a run opened from a file: the default stage map's glyphs
+            from ardm_core.stages import DEFAULT_CLASSES
+
+            self._sketch_legend = tuple((glyph, name) for name, glyph, _c, _m in DEFAULT_CLASSES)
+        self.legend.set_glyphs(self._sketch_legend)
+
     def set_colour_mode(self, mode: str) -> None:
         self.settings.colour_mode = mode
         self.highlighter.set_mode(mode)
+        if hasattr(self, "legend"):
+            self.legend.set_mode(mode)
         a = getattr(self, "actions_", {}).get(f"colour_{mode}")
         if a is not None and not a.isChecked():
             a.setChecked(True)
@@ -40,10 +84,13 @@ class WindowView:
         return "<br>".join(lines)
 
     def _update_caption(self) -> None:
+        self._update_legend()
         if not (hasattr(self, "actions_") and self.actions_["presentation"].isChecked()):
             return
         s = self.runner.current_step()
         run = self.runner.run
+        r = self.runner
+        self.step_counter.setText(f"Step {r.view} / {r.recorded}" if run is not None else "Step -")
         if run is None:
             text = "Mask some characters, pick an order, press Run."
         elif s is None:
@@ -57,16 +104,42 @@ class WindowView:
         self.caption.setText(text)
 
     def set_presentation(self, on: bool) -> None:
+        """Full screen for teaching: the text, the caption, the playback bar and a large step counter.
+
+        Side panels, menus, the edit toolbar and the status bar are hidden, and
+        come back as they were when it ends (F11 again, or Esc).
+        """
+        if on == (self._before_presentation is not None):
+            return
+        chrome = [*self.docks.values(), self.menuBar(), self.statusBar(), *self._edit_toolbars()]
+        if on:
+            self._before_presentation = {"visible": [(wdg, wdg.isVisible()) for wdg in chrome],
+                                         "state": self.windowState()}
+            for wdg in chrome:
+                wdg.setVisible(False)
+            self.showFullScreen()
+        else:
+            before, self._before_presentation = self._before_presentation, None
+            for wdg, was in before["visible"]:
+                wdg.setVisible(was)
+            self.setWindowState(before["state"] & ~Qt.WindowFullScreen)
+            if self.isVisible():
+                self.showMaximized() if before["state"] & Qt.WindowMaximized else self.showNormal()
+        self._leave_presentation.setEnabled(on)
         size = self.settings.font_size * (2 if on else 1)
         self.editor.set_font_size(size)
         self.playback.speed.setValue(PRESENTATION_SPEED if on else self.settings.speed)
-        for key in ("mask", "compare"):
-            self.docks[key].setVisible(not on)
         f = self.caption.font()
         f.setPointSize(max(12, round(self.settings.font_size * 1.3)))
         self.caption.setFont(f)
-        self.caption.setVisible(on)
+        f = self.step_counter.font()
+        f.setPointSize(max(20, self.settings.font_size * 3))
+        self.step_counter.setFont(f)
+        self.presentation_bar.setVisible(on)
         self._update_caption()
+
+    def _edit_toolbars(self) -> list:
+        return [tb for tb in self.findChildren(QToolBar) if tb.objectName() != "playback_toolbar"]
 
     def show_original(self, on: bool) -> None:
         if not on:
@@ -133,18 +206,39 @@ def _show(c: str) -> str:
     return {"\n": "\\n", "\t": "\\t", " ": "\u2423"}.get(c, c.replace("<", "&lt;"))
 
 
+DARK_ROLES = (
+    (QPalette.Window, QColor(45, 45, 48)), (QPalette.WindowText, QColor(235, 235, 235)),
+    (QPalette.Base, QColor(30, 30, 32)), (QPalette.AlternateBase, QColor(45, 45, 48)),
+    (QPalette.Text, QColor(235, 235, 235)), (QPalette.Button, QColor(60, 60, 64)),
+    (QPalette.ButtonText, QColor(235, 235, 235)), (QPalette.Highlight, QColor(60, 110, 200)),
+    (QPalette.HighlightedText, Qt.white), (QPalette.ToolTipBase, QColor(60, 60, 64)),
+    (QPalette.ToolTipText, Qt.white), (QPalette.PlaceholderText, QColor(170, 170, 175)),
+    (QPalette.Light, QColor(90, 90, 95)), (QPalette.Midlight, QColor(70, 70, 74)),
+    (QPalette.Mid, QColor(110, 110, 115)), (QPalette.Dark, QColor(25, 25, 27)), (QPalette.Shadow, QColor(10, 10, 10)),
+    (QPalette.Link, QColor(120, 170, 255)), (QPalette.BrightText, QColor(255, 110, 110)),
+)
+# disabled widgets: dim text on a flatter button, so they read as unavailable at a glance
+DARK_DISABLED = (
+    (QPalette.WindowText, QColor(120, 120, 124)), (QPalette.Text, QColor(120, 120, 124)),
+    (QPalette.ButtonText, QColor(120, 120, 124)), (QPalette.Button, QColor(48, 48, 51)),
+    (QPalette.Base, QColor(38, 38, 40)), (QPalette.Highlight, QColor(70, 70, 74)),
+    (QPalette.HighlightedText, QColor(150, 150, 154)), (QPalette.PlaceholderText, QColor(110, 110, 114)),
+)
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    for role, colour in DARK_ROLES:
+        p.setColor(role, colour)  # every group
+    for role, colour in DARK_DISABLED:
+        p.setColor(QPalette.Disabled, role, colour)
+    return p
+
+
 def apply_theme(app, theme: str) -> None:
     if app is None:
         return
     if theme == "dark":
-        p = QPalette()
-        for role, colour in ((QPalette.Window, QColor(45, 45, 48)), (QPalette.WindowText, Qt.white),
-                             (QPalette.Base, QColor(30, 30, 32)), (QPalette.AlternateBase, QColor(45, 45, 48)),
-                             (QPalette.Text, Qt.white), (QPalette.Button, QColor(55, 55, 58)),
-                             (QPalette.ButtonText, Qt.white), (QPalette.Highlight, QColor(60, 110, 200)),
-                             (QPalette.HighlightedText, Qt.white), (QPalette.ToolTipBase, QColor(60, 60, 64)),
-                             (QPalette.ToolTipText, Qt.white)):
-            p.setColor(role, colour)
-        app.setPalette(p)
+        app.setPalette(dark_palette())
     else:
         app.setPalette(app.style().standardPalette())
