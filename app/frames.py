@@ -1,45 +1,95 @@
 """Animated GIF or PNG frames of a fill, for teaching (Pillow, no Qt).
 
-Each frame draws the text around the masks as a monospace grid: masked
-characters as a shaded cell, characters filled so far in the step-order
-gradient, the latest step outlined. Long fills are sampled down to at most
-``MAX_FRAMES`` frames, long texts to the ``MAX_CHARS`` around the first mask.
+Each frame has a header line (the order, the step, the bits so far) above the
+text around the masks, drawn as a monospace grid wrapped by words with its
+line breaks kept: masked characters as a shaded cell, characters filled so far
+in the step-order colours the editor uses, the latest step outlined. Long fills
+are sampled down to at most ``MAX_FRAMES`` frames, long texts to the
+``MAX_CHARS`` around the first mask.
 """
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Iterator
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .colours import LAST_STEP_OUTLINE, over, ramp
 from .run_record import RunRecord
 
 MAX_FRAMES = 120
 MAX_CHARS = 1600
 COLS = 72
 FONT_SIZE = 16
+HEADER_SIZE = 18  # the order, step and bits line: readable when the GIF is shown on a slide
 FONT_CANDIDATES = ("DejaVuSansMono.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", "Menlo.ttc",
                    "Consolas.ttf", "cour.ttf")
+BOLD_CANDIDATES = ("DejaVuSansMono-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
+                   "Menlo.ttc", "consolab.ttf", "courbd.ttf")
+SPACES = " \t"
 
 
-def _font() -> ImageFont.ImageFont:
-    for name in FONT_CANDIDATES:
+def _font(size: int = FONT_SIZE, candidates: tuple[str, ...] = FONT_CANDIDATES) -> ImageFont.ImageFont:
+    for name in candidates:
         try:
-            return ImageFont.truetype(name, FONT_SIZE)
+            return ImageFont.truetype(name, size)
         except OSError:
             continue
-    return ImageFont.load_default()
+    try:
+        return ImageFont.load_default(size)  # Pillow >= 10.1 scales its built-in font
+    except TypeError:
+        return ImageFont.load_default()
 
 
-def _gradient(t: float) -> tuple[int, int, int]:
-    a, b, c = (120, 160, 235), (110, 210, 160), (245, 215, 90)
-    if t < 0.5:
-        u = t * 2
-        return tuple(round(x + (y - x) * u) for x, y in zip(a, b))  # type: ignore[return-value]
-    u = (t - 0.5) * 2
-    return tuple(round(x + (y - x) * u) for x, y in zip(b, c))  # type: ignore[return-value]
+def wrap_positions(text: str, start: int, end: int, cols: int, keep: frozenset[int] | set[int] = frozenset()
+                   ) -> list[list[int]]:
+    """Lay text[start:end] out in lines of at most cols characters: the document positions on each line.
+
+    Lines break at the text's own line breaks and between words; a space
+    where a line wraps is not drawn (no line starts with the space that broke
+    it), and only a word longer than a line is cut. Positions in keep (masked
+    characters) are never treated as spaces, so every mask stays visible.
+    """
+    lines: list[list[int]] = []
+    pos = start
+    for para in text[start:end].split("\n"):
+        p0, p1 = pos, pos + len(para)
+        pos = p1 + 1  # past the line break
+        line: list[int] = []
+        gap: list[int] = []  # spaces since the last word, drawn only if the next word fits on this line
+        i = p0
+        while i < p1:
+            if text[i] in SPACES and i not in keep:
+                gap.append(i)
+                i += 1
+                continue
+            j = i
+            while j < p1 and not (text[j] in SPACES and j not in keep):
+                j += 1
+            word = list(range(i, j))
+            i = j
+            if line and len(line) + len(gap) + len(word) > cols:
+                lines.append(line)
+                line, gap = [], []  # the next line starts with this word, not the spaces that broke it
+            line += gap
+            gap = []
+            while len(line) + len(word) > cols:  # a word longer than a line: cut it
+                room = cols - len(line)
+                line += word[:room]
+                word = word[room:]
+                lines.append(line)
+                line = []
+            line += word
+        line += gap[: max(0, cols - len(line))]  # trailing spaces, as far as they fit
+        lines.append(line)
+    return lines
+
+
+def frame_caption(run: RunRecord, done_steps: int, n_steps: int) -> str:
+    """The header of a frame: the order, the step and the bits of the fill so far."""
+    bits = run.steps[done_steps - 1].cumulative_bits if done_steps else 0.0
+    return f"{run.options.order_name()} order \u00b7 step {done_steps} / {n_steps} \u00b7 {bits:.1f} bits"
 
 
 def _window(run: RunRecord) -> tuple[int, int]:
@@ -62,20 +112,16 @@ def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif") ->
         raise ValueError(f"unknown frame format {fmt!r}; choose from ['gif', 'png']")
     a, b = _window(run)
     font = _font()
+    header_font = _font(HEADER_SIZE, BOLD_CANDIDATES)
     cw = round(font.getlength("M")) if hasattr(font, "getlength") else 9
     ch = FONT_SIZE + 6
-    lines: list[list[int]] = []  # document positions per displayed line
-    pos = a
-    for raw in run.text[a:b].split("\n"):
-        for piece in textwrap.wrap(raw, COLS, drop_whitespace=False, replace_whitespace=False) or [""]:
-            lines.append(list(range(pos, pos + len(piece))))
-            pos += len(piece)
-        pos += 1  # the line break
-    width, height = COLS * cw + 24, len(lines) * ch + 24
+    header_h = HEADER_SIZE + 18
+    masked = set(run.masked)
+    lines = wrap_positions(run.text, a, b, COLS, masked)  # document positions per displayed line
+    width, height = COLS * cw + 24, header_h + len(lines) * ch + 24
     step_of: dict[int, int] = {}
     chars: dict[int, str] = {}
     images: list[Image.Image] = []
-    masked = set(run.masked)
     done_steps = 0
     wanted = frame_steps(n_steps)
     total = max(1, n_steps)
@@ -88,8 +134,10 @@ def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif") ->
             done_steps += 1
         img = Image.new("RGB", (width, height), (255, 255, 255))
         d = ImageDraw.Draw(img)
+        d.rectangle([0, 0, width, header_h - 6], fill=(30, 30, 40))
+        d.text((12, 7), frame_caption(run, done_steps, n_steps), fill=(255, 215, 90), font=header_font)
         for row, positions in enumerate(lines):
-            y = 12 + row * ch
+            y = header_h + 6 + row * ch
             for col, p in enumerate(positions):
                 x = 12 + col * cw
                 if p in masked and p not in chars:
@@ -97,11 +145,10 @@ def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif") ->
                     continue
                 c = chars.get(p, run.text[p])
                 if p in chars:
-                    d.rectangle([x, y, x + cw - 1, y + ch - 2], fill=_gradient(step_of[p] / total))
+                    d.rectangle([x, y, x + cw - 1, y + ch - 2], fill=over(ramp("order", step_of[p] / total)))
                     if step_of[p] == done_steps - 1:
-                        d.rectangle([x, y, x + cw - 1, y + ch - 2], outline=(230, 90, 0), width=2)
+                        d.rectangle([x, y, x + cw - 1, y + ch - 2], outline=LAST_STEP_OUTLINE, width=2)
                 d.text((x, y + 2), c if c.isprintable() else " ", fill=(20, 20, 20), font=font)
-        d.text((12, height - 14), f"step {done_steps}/{n_steps}", fill=(90, 90, 90), font=ImageFont.load_default())
         if fmt == "png":
             path.mkdir(parents=True, exist_ok=True)
             img.save(path / f"frame_{count:04d}.png")

@@ -92,6 +92,11 @@ class RunOptions:
     seed: int = 0
     upscale: bool = False  # coarse to fine: every masked character's class first (an upscaling model)
 
+    def order_name(self) -> str:
+        """The order as people read it ("hand-picked, then l2r", "confidence (coarse to fine)")."""
+        name = "hand-picked, then " + self.rest_order if self.order == "explicit" else self.order
+        return name + (" (coarse to fine)" if self.upscale else "")
+
 
 @dataclass
 class RunRecord:

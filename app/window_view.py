@@ -181,8 +181,7 @@ class WindowView:
                            bpc="-", ms="-", accuracy="-")
             return
         o = run.options
-        order = "hand-picked, then " + o.rest_order if o.order == "explicit" else o.order
-        self.stats.set(order=order + (" (coarse to fine)" if o.upscale else ""),
+        self.stats.set(order=o.order_name(),
                        k="1 char/step" if o.steps is None or o.steps >= run.n_masked else f"{o.steps} steps",
                        sampling=f"{o.temperature:.2f} (top-p {o.top_p:.2f})", seed=str(o.seed))
         shown = run.steps[: r.view]

@@ -1,0 +1,108 @@
+"""Teaching: the colour legend, a colour-blind-safe probability scale, full-screen presentation, GIF frames
+that wrap by words, the first-run guide and help, the dark theme."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from app.colours import SCALES, over, ramp
+from app.frames import COLS, frame_caption, render_frames, wrap_positions
+from app.run_record import RunOptions, RunRecord, StepRecord
+
+PROSE = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in "
+         "want of a wife.\n\nHowever little known the feelings or views of such a man may be on his first entering "
+         "a neighbourhood,\nthis truth is so well fixed.")
+
+
+# -- frames -------------------------------------------------------------------------------------
+def _lines(text, cols=COLS, keep=frozenset()):
+    return ["".join(text[p] for p in line) for line in wrap_positions(text, 0, len(text), cols, keep)]
+
+
+def test_frames_wrap_by_words_and_keep_line_breaks():
+    lines = _lines(PROSE, 40)
+    assert all(len(x) <= 40 for x in lines)
+    assert not any(x.startswith(" ") for x in lines)  # no line starts with the space that broke it
+    words = PROSE.split()
+    assert " ".join(" ".join(lines).split()) == " ".join(words)  # no word lost or cut...
+    assert all(w in words for x in lines for w in x.split())  # ...and none split across lines
+    # the text's own line breaks are kept: the blank line, and a break even where the line had room
+    assert "" in lines
+    assert any(x.endswith("neighbourhood,") for x in lines) and lines[-1] == "this truth is so well fixed."
+    # the layout is the greedy word wrap: each line's next word would not have fitted
+    for a, b in zip(lines, lines[1:]):
+        if a and b:
+            assert len(a) + 1 + len(b.split()[0]) > 40 or PROSE.find(a + "\n") >= 0
+
+
+def test_frames_cut_only_words_longer_than_a_line_and_never_hide_a_masked_space():
+    text = "ab " + "x" * 25 + " cd"
+    assert _lines(text, 10) == ["ab", "xxxxxxxxxx", "xxxxxxxxxx", "xxxxx cd"]
+    # a masked space at the break stays on screen (it is a character the model fills)
+    text = "aaaa bbbb cccc"
+    assert _lines(text, 9) == ["aaaa bbbb", "cccc"]
+    assert 9 not in sum(wrap_positions(text, 0, len(text), 9), [])  # an unmasked space at a break is not drawn
+    assert 9 in sum(wrap_positions(text, 0, len(text), 9, {9}), [])  # a masked one is
+    assert _lines(text, 9, {9}) == ["aaaa", "bbbb cccc"]
+
+
+def _run() -> RunRecord:
+    masked = tuple(range(12, 18))
+    steps, cum = [], 0.0
+    for i, p in enumerate(masked):
+        cum += 1.5
+        steps.append(StepRecord(index=i, positions=(p,), chars=PROSE[p], probs=(0.5,), entropy=(1.0,), topk=((),),
+                                bits=(1.5,), step_bits=1.5,
+                                cumulative_bits=cum, network_calls=i + 1, ms=1.0))
+    return RunRecord(text=PROSE, masked=masked, options=RunOptions(order="confidence"), steps=steps)
+
+
+def test_frame_header_names_the_order_step_and_bits(tmp_path):
+    run = _run()
+    assert frame_caption(run, 0, 6) == "confidence order \u00b7 step 0 / 6 \u00b7 0.0 bits"
+    assert frame_caption(run, 4, 6) == "confidence order \u00b7 step 4 / 6 \u00b7 6.0 bits"
+    hand = RunRecord(text=PROSE, masked=run.masked, options=RunOptions(order="explicit", rest_order="r2l", upscale=True))
+    assert frame_caption(hand, 0, 6).startswith("hand-picked, then r2l (coarse to fine) order")
+    out = tmp_path / "f"
+    assert list(render_frames(run, 6, out, "png"))[-1] == 7
+    im = Image.open(out / "frame_0003.png").convert("RGB")
+    # the header band is drawn, and its type is large: bright text pixels span more than 12 rows
+    band = [(x, y) for y in range(30) for x in range(0, 400) if sum(im.getpixel((x, y))) > 500]
+    assert band and max(y for _, y in band) - min(y for _, y in band) >= 12
+
+
+def test_gif_holds_the_steps(tmp_path):
+    run = _run()
+    gif = tmp_path / "a.gif"
+    list(render_frames(run, 6, gif, "gif"))
+    with Image.open(gif) as im:
+        assert im.n_frames == 7
+
+
+# -- colours ------------------------------------------------------------------------------------
+def _lum(rgb):
+    def lin(c):
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _deuteranope(rgb):
+    """Simulated red-green (deuteranopia) view, Viénot et al. 1999, in linear RGB approximated on sRGB."""
+    r, g, b = rgb
+    return (0.29275 * r + 0.70725 * g, 0.29275 * r + 0.70725 * g, -0.02234 * r + 0.02234 * g + b)
+
+
+def test_probability_scale_is_colour_blind_safe_and_every_scale_is_ordered():
+    # without red-green vision the probability scale still goes one way: lightness rises with probability
+    seen = [_lum(_deuteranope(over(ramp("probability", t / 10)))) for t in range(11)]
+    assert all(b > a for a, b in zip(seen, seen[1:])), seen
+    for mode in SCALES:  # every scale is monotone in lightness (as drawn behind text on white)
+        lum = [_lum(over(ramp(mode, t / 10))) for t in range(11)]
+        assert all(b > a for a, b in zip(lum, lum[1:])) or all(b < a for a, b in zip(lum, lum[1:])), mode
+        # and light enough everywhere for black text (WCAG contrast >= 4.5)
+        assert min((x + 0.05) / 0.05 for x in lum) >= 4.5, mode
+    # not the old red -> green: the unlikely end is not red
+    r, g, b, _a = ramp("probability", 0.0)
+    assert not (r > g and r > b)
