@@ -95,6 +95,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             self.open_file(Path(file))
         if self.recovery is not None:
             QTimer.singleShot(0, self._offer_recovery)
+        QTimer.singleShot(0, self.maybe_show_guide)  # first start only
 
     # -- building -------------------------------------------------------------------------
     def _build_core(self) -> None:

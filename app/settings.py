@@ -36,6 +36,7 @@ class Settings:
     model_path: str = ""  # last model folder opened by hand; "" = the shipped model
     recent_files: list[str] = field(default_factory=list)
     window_geometry: str = ""  # hex of QMainWindow.saveGeometry(), opaque here
+    guide_seen: bool = False  # the first-run guide was shown once: never again
 
     def add_recent(self, path: str | Path) -> None:
         path = str(Path(path).resolve())
@@ -52,6 +53,7 @@ class Settings:
         self.top_p = min(max(float(self.top_p), 0.01), 1.0)
         self.speed = min(max(int(self.speed), 1), 1000)
         self.autosave_seconds = min(max(int(self.autosave_seconds), 1), 600)
+        self.guide_seen = self.guide_seen is True
         self.recent_files = [str(p) for p in self.recent_files if isinstance(p, str)][:MAX_RECENT]
         return self
 

@@ -57,6 +57,9 @@ def build_actions(w: "MainWindow") -> dict[str, QAction]:
     A["reset"] = _action(w, "R&eset", w.reset_fill, "Ctrl+R")
     A["resample"] = _action(w, "Resample from &here", w.resample)
     A["compare"] = _action(w, "&Compare orders", w.compare_orders, "Ctrl+K")
+    A["help"] = _action(w, "&What am I seeing?", w.show_help, QKeySequence.HelpContents,
+                        "Orders, bits, the step budget K and the colours, explained")
+    A["guide"] = _action(w, "&First steps", w.show_guide, tip="The short guide shown on the first start")
     group = QActionGroup(w)
     for mode, title in (("order", "Colour by step &order"), ("probability", "Colour by &probability"),
                         ("bits", "Colour by &bits")):
@@ -100,7 +103,10 @@ def build_menus(w: "MainWindow", A: dict[str, QAction]) -> None:
     v.addAction(A["show_original"])
     v.addAction(A["presentation"])
     w.view_menu = v
-    for k in ("presentation", "run", "pause", "step", "back"):  # their keys still work while the menus are hidden
+    h = mb.addMenu("&Help")
+    h.addAction(A["help"])
+    h.addAction(A["guide"])
+    for k in ("presentation", "run", "pause", "step", "back", "help"):  # their keys still work while the menus are hidden
         w.addAction(A[k])
 
 

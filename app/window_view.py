@@ -7,13 +7,15 @@ and the highlighter, never from the worker.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QKeySequence, QPalette, QShortcut, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QColor, QPalette, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QTextEdit, QToolBar, QVBoxLayout, QWidget
 
 from .colour_legend import ColourLegend
+from .help_pages import EMPTY_HINT, FirstRunGuide, HelpDialog
 from .highlighter import describe_bits
 from .jobs import RunStarted
 from .masked_document import PosMap
+from .settings import save_settings
 
 PRESENTATION_SPEED = 3  # steps per second when teaching
 
@@ -21,6 +23,9 @@ PRESENTATION_SPEED = 3  # steps per second when teaching
 class WindowView:
     def _build_view_bars(self, lay: QVBoxLayout) -> None:
         """Under the editor: the colour legend (always), then the presentation caption and step counter."""
+        self.editor.setPlaceholderText(EMPTY_HINT)  # what to do, while the editor is empty
+        self.help_dialog: HelpDialog | None = None
+        self.guide: FirstRunGuide | None = None
         self.legend = ColourLegend()
         self.legend.mode_chosen.connect(self.set_colour_mode)
         lay.addWidget(self.legend)
@@ -40,9 +45,34 @@ class WindowView:
         self.presentation_bar.setVisible(False)
         lay.addWidget(self.presentation_bar)
         self._before_presentation: dict | None = None
-        self._leave_presentation = QShortcut(QKeySequence(Qt.Key_Escape), self)
-        self._leave_presentation.setEnabled(False)
-        self._leave_presentation.activated.connect(lambda: self.actions_["presentation"].setChecked(False))
+
+    # -- help ---------------------------------------------------------------------------------
+    def show_help(self) -> None:
+        """Help > What am I seeing? (non-modal; one window, raised again if already open)."""
+        if self.help_dialog is None:
+            self.help_dialog = HelpDialog(self)
+        self.help_dialog.show()
+        self.help_dialog.raise_()
+        self.help_dialog.activateWindow()
+
+    def show_guide(self) -> None:
+        """The first-steps guide (Help menu, and once on the first start)."""
+        if self.guide is None:
+            self.guide = FirstRunGuide(self)
+            self.guide.more_requested.connect(self.show_help)
+        self.guide.show()
+        self.guide.raise_()
+
+    def maybe_show_guide(self) -> None:
+        """On the first start with the window on screen: the guide, once; the settings remember it."""
+        if self.settings.guide_seen or not self.isVisible():
+            return
+        self.settings.guide_seen = True
+        try:
+            save_settings(self.settings)
+        except OSError:
+            pass  # written again at close
+        self.show_guide()
 
     def _note_sketch_legend(self, ev) -> None:
         if isinstance(ev, RunStarted) and ev.legend:
@@ -125,7 +155,6 @@ class WindowView:
             self.setWindowState(before["state"] & ~Qt.WindowFullScreen)
             if self.isVisible():
                 self.showMaximized() if before["state"] & Qt.WindowMaximized else self.showNormal()
-        self._leave_presentation.setEnabled(on)
         size = self.settings.font_size * (2 if on else 1)
         self.editor.set_font_size(size)
         self.playback.speed.setValue(PRESENTATION_SPEED if on else self.settings.speed)
@@ -137,6 +166,13 @@ class WindowView:
         self.step_counter.setFont(f)
         self.presentation_bar.setVisible(on)
         self._update_caption()
+
+    def keyPressEvent(self, e) -> None:  # noqa: N802 - Esc leaves presentation mode (a key the editor ignores)
+        if e.key() == Qt.Key_Escape and self._before_presentation is not None:
+            self.actions_["presentation"].setChecked(False)
+            e.accept()
+            return
+        super().keyPressEvent(e)
 
     def _edit_toolbars(self) -> list:
         return [tb for tb in self.findChildren(QToolBar) if tb.objectName() != "playback_toolbar"]

@@ -29,6 +29,8 @@ def test_coarse_to_fine_shows_the_class_sketch_before_the_letters(make_window, q
     run = w.runner.run
     assert run.n_stages == 2 and len(run.steps) == 40
     assert w.stats.text("model") == "tiny-upscale"  # the model that computed the run
+    legend = w.legend.glyphs  # a lasting legend of the sketch's glyphs under the text, in large type
+    assert legend.isVisibleTo(w) and all(name in legend.text() for name in ("vowel", "consonant", "space"))
     assert [s.stage for s in run.steps] == [0] * 20 + [1] * 20
     final = w.mdoc.state().display
     assert final == run.result() and MASK_GLYPH not in final

@@ -106,3 +106,126 @@ def test_probability_scale_is_colour_blind_safe_and_every_scale_is_ordered():
     # not the old red -> green: the unlikely end is not red
     r, g, b, _a = ramp("probability", 0.0)
     assert not (r > g and r > b)
+
+
+# -- the window -----------------------------------------------------------------------------------
+TEXT = "It is a truth universally acknowledged, that a single man in possession of a good fortune."
+
+
+def _filled(w, qtbot):
+    w.mdoc.set_text(TEXT)
+    w.mdoc.mask(range(3, 15))
+    w.run_fill()
+    qtbot.waitUntil(lambda: w.runner.run is not None and w.runner.run.done and not w.runner.running
+                    and not w.client.busy, timeout=20_000)
+    return w
+
+
+def test_legend_is_always_visible_and_follows_the_colour_mode(window, qtbot):
+    w = window
+    assert w.legend.isVisibleTo(w) and not w.legend.glyphs.isVisibleTo(w)
+    for mode, low in (("probability", "unlikely"), ("bits", "0 bits"), ("order", "early")):
+        w.set_colour_mode(mode)
+        assert w.legend.combo.currentData() == mode and w.legend.bar.mode == mode
+        assert w.legend.low.text().startswith(low)
+    # choosing in the legend's combo switches the editor's colours and the View menu
+    i = w.legend.combo.findData("bits")
+    w.legend.combo.activated.emit(i)
+    assert w.highlighter.mode == "bits" and w.actions_["colour_bits"].isChecked() and w.settings.colour_mode == "bits"
+    _filled(w, qtbot)
+    w.actions_["presentation"].setChecked(True)
+    assert w.legend.isVisibleTo(w)  # in presentation mode too
+    w.actions_["presentation"].setChecked(False)
+
+
+def test_presentation_is_full_screen_with_only_text_caption_playback_and_counter(window, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QToolBar
+
+    w = _filled(window, qtbot)
+    w.show()
+    qtbot.waitExposed(w)
+    w.docks["compare"].setVisible(False)  # a panel the user had closed stays closed afterwards
+    w.actions_["presentation"].setChecked(True)
+    qtbot.waitUntil(lambda: w.isFullScreen(), timeout=5_000)
+    assert not any(d.isVisible() for d in w.docks.values())
+    assert not w.menuBar().isVisible() and not w.statusBar().isVisible()
+    assert not w.findChild(QToolBar, "edit_toolbar").isVisible()
+    assert w.playback.isVisible() and w.caption.isVisible() and w.step_counter.isVisible()
+    assert w.editor.isVisible() and w.legend.isVisible()
+    n = w.runner.recorded
+    assert w.step_counter.text() == f"Step {n} / {n}"
+    assert w.step_counter.font().pointSize() >= 2 * w.settings.font_size  # large: read from the back of a room
+    w.runner.seek(2)
+    assert w.step_counter.text() == f"Step 2 / {n}" and w.caption.text().startswith("Step 2")
+    QTest.keyClick(w.editor, Qt.Key_Escape)  # Esc leaves
+    qtbot.waitUntil(lambda: not w.isFullScreen(), timeout=5_000)
+    assert not w.actions_["presentation"].isChecked()
+    assert w.docks["order"].isVisible() and w.docks["stats"].isVisible() and not w.docks["compare"].isVisible()
+    assert w.menuBar().isVisible() and w.statusBar().isVisible() and not w.step_counter.isVisible()
+
+
+def test_empty_editor_hint_help_page_and_first_run_guide_once(make_window, qtbot):
+    from app.help_pages import FirstRunGuide, HelpDialog
+    from app.settings import load_settings
+
+    w = make_window(wait_model=False)
+    assert "Ctrl+M" in w.editor.placeholderText() and "Run" in w.editor.placeholderText()
+    w.actions_["help"].trigger()
+    page = w.findChild(HelpDialog)
+    assert page is not None and page.isVisible() and not page.isModal()
+    text = page.browser.toPlainText()
+    for words in ("Orders", "confidence", "Bits", "-log", "Step budget K", "Colours", "cividis", "Compare orders"):
+        assert words in text, words
+    assert w.findChild(FirstRunGuide) is None  # a window never shown gets no guide
+    w.show()
+    qtbot.waitExposed(w)
+    w.maybe_show_guide()
+    guide = w.findChild(FirstRunGuide)
+    assert guide is not None and guide.isVisible() and not guide.isModal()
+    assert load_settings().guide_seen  # remembered at once, not only at a clean exit
+    guide.ok_btn.click()
+    assert not guide.isVisible()
+    w.maybe_show_guide()
+    assert not guide.isVisible()
+    w2 = make_window(wait_model=False, settings=load_settings())
+    w2.show()
+    qtbot.waitExposed(w2)
+    w2.maybe_show_guide()
+    assert w2.findChild(FirstRunGuide) is None  # never shown again
+
+
+def _contrast(a, b) -> float:
+    la, lb = _lum((a.red(), a.green(), a.blue())), _lum((b.red(), b.green(), b.blue()))
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def test_dark_theme_dims_disabled_buttons_and_keeps_placeholder_text_readable(qtbot):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication, QPushButton
+
+    from app.window_view import apply_theme
+
+    app = QApplication.instance()
+    try:
+        apply_theme(app, "dark")
+        p = app.palette()
+        base, button = p.color(QPalette.Active, QPalette.Base), p.color(QPalette.Active, QPalette.Button)
+        on, off = p.color(QPalette.Active, QPalette.ButtonText), p.color(QPalette.Disabled, QPalette.ButtonText)
+        assert _contrast(on, button) >= 7 and _contrast(off, p.color(QPalette.Disabled, QPalette.Button)) < 3.5
+        assert _contrast(on, off) >= 2.5  # enabled and disabled text clearly apart
+        assert _contrast(p.color(QPalette.Active, QPalette.PlaceholderText), base) >= 4.5
+        assert _contrast(p.color(QPalette.Active, QPalette.PlaceholderText), p.color(QPalette.Window)) >= 4.5
+        # drawn: a disabled button's label is dimmer than an enabled one's
+        shots = []
+        for enabled in (True, False):
+            b = QPushButton("Resample from here")
+            b.setEnabled(enabled)
+            b.resize(180, 30)
+            qtbot.addWidget(b)
+            img = b.grab().toImage()
+            shots.append(max(img.pixelColor(x, y).lightness() for x in range(img.width()) for y in range(img.height())))
+        assert shots[0] - shots[1] >= 60, shots
+    finally:
+        apply_theme(app, "light")
