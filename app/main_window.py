@@ -480,8 +480,8 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.settings.temperature = self.order_panel.temperature.value()
         self.settings.top_p = self.order_panel.top_p.value()
         self.settings.seed = self.order_panel.seed.value()
-        if not self.actions_["presentation"].isChecked():
-            self.settings.speed = self.playback.speed.value()
+        self.actions_["presentation"].setChecked(False)  # the next start opens in a normal window, at the user's speed
+        self.settings.speed = self.playback.speed.value()
         self.settings.window_geometry = bytes(self.saveGeometry().toHex()).decode()
         try:
             save_settings(self.settings)

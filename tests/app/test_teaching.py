@@ -229,3 +229,25 @@ def test_dark_theme_dims_disabled_buttons_and_keeps_placeholder_text_readable(qt
         assert shots[0] - shots[1] >= 60, shots
     finally:
         apply_theme(app, "light")
+
+
+def test_closing_in_presentation_mode_saves_a_normal_window(make_window, qtbot):
+    from PySide6.QtCore import Qt
+
+    from app.settings import Settings, load_settings
+
+    w = make_window(wait_model=False, settings=Settings(speed=37))
+    w.show()
+    qtbot.waitExposed(w)
+    w.actions_["presentation"].setChecked(True)
+    qtbot.waitUntil(lambda: w.isFullScreen(), timeout=5_000)
+    assert w.playback.speed.value() == 3
+    w.close()
+    assert not (w.windowState() & Qt.WindowFullScreen)  # its geometry was saved from a normal window
+    saved = load_settings()
+    assert saved.speed == 37  # the presentation's slow speed is not the user's
+    w2 = make_window(wait_model=False, settings=saved)
+    w2.show()
+    qtbot.waitExposed(w2)
+    assert not w2.isFullScreen() and not w2.actions_["presentation"].isChecked()
+    assert w2.menuBar().isVisible() and w2.docks["order"].isVisible()
