@@ -20,6 +20,8 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ardm_core.paths import ASSETS
 
 WORD_MODEL = ASSETS / "words" / "words.model"
@@ -31,19 +33,28 @@ def maskable(ch: str) -> bool:
     return ch != "\n" and ch != "\u2029" and ord(ch) <= 0xFFFF
 
 
+def maskable_array(text: str) -> np.ndarray:
+    """``maskable`` for every character of ``text`` at once (bool, one per Python index)."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return (codes != 0x0A) & (codes != 0x2029) & (codes <= 0xFFFF)
+
+
 def _span(text: str, start: int, end: int | None) -> tuple[int, int]:
     end = len(text) if end is None else min(end, len(text))
     return max(0, start), end
 
 
 def mask_random(text: str, fraction: float, seed: int, start: int = 0, end: int | None = None) -> list[int]:
-    """A seeded random ``fraction`` of the maskable characters in the span."""
+    """A seeded random ``fraction`` of the maskable characters in the span (numpy: a 2 MB text in tens of ms)."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     start, end = _span(text, start, end)
-    candidates = [i for i in range(start, end) if maskable(text[i])]
+    if end <= start:
+        return []
+    candidates = np.flatnonzero(maskable_array(text[start:end])) + start
     k = round(fraction * len(candidates))
-    return sorted(random.Random(seed).sample(candidates, k))
+    chosen = np.random.default_rng(seed).choice(len(candidates), size=k, replace=False)
+    return candidates[np.sort(chosen)].tolist()
 
 
 def mask_every_nth(text: str, n: int, offset: int = 0, start: int = 0, end: int | None = None) -> list[int]:
@@ -51,7 +62,10 @@ def mask_every_nth(text: str, n: int, offset: int = 0, start: int = 0, end: int 
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     start, end = _span(text, start, end)
-    return [i for i in range(start + offset, end, n) if maskable(text[i])]
+    if end <= start + offset:
+        return []
+    idx = np.arange(start + offset, end, n)
+    return idx[maskable_array(text[start:end])[idx - start]].tolist()
 
 
 def mask_regex(text: str, pattern: str, start: int = 0, end: int | None = None) -> list[int]:

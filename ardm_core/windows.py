@@ -14,6 +14,9 @@ still masked):
    side for a single position, less only at the document's ends).
 4. All windows of a step run as one batched forward pass (split into chunks
    of ``max_batch`` rows only to bound memory) and count as ONE network call.
+   A caller may pass ``cancel`` (a function returning True to stop): it is
+   asked before each chunk, and ``Cancelled`` is raised between chunks, so a
+   step over a long document can be stopped part way; nothing is written.
 
 Teacher forcing (``teacher_forced_logprobs``) builds the same windows for
 every step of a fixed plan at once, so many steps share one forward pass.
@@ -26,10 +29,16 @@ earlier steps, ``<unk>`` for characters outside the vocabulary, and
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
 from .orders import fill_steps
+
+
+class Cancelled(Exception):
+    """Raised between window batches when the caller's ``cancel`` function returns True."""
 
 
 def plan_windows(targets: np.ndarray, n_text: int, D: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,15 +60,19 @@ def plan_windows(targets: np.ndarray, n_text: int, D: int) -> tuple[np.ndarray, 
 
 
 @torch.inference_mode()
-def window_logprobs(net, doc: torch.Tensor, targets: np.ndarray, D: int, *, max_batch: int = 32) -> tuple[torch.Tensor, int]:
+def window_logprobs(net, doc: torch.Tensor, targets: np.ndarray, D: int, *, max_batch: int = 32,
+                    cancel: Callable[[], bool] | None = None) -> tuple[torch.Tensor, int]:
     """Log-probabilities (k, V) at ``targets`` (any order) given the document ids ``doc`` (N,) on the net's device.
 
     Returns the rows in the order of ``targets`` and the number of windows
-    used. One call of this function is one network call.
+    used. One call of this function is one network call. ``cancel`` is asked
+    before each batch of windows; when it returns True, ``Cancelled`` is raised.
     """
     targets = np.asarray(targets, dtype=np.int64)
     N = int(doc.shape[0])
     dev = doc.device
+    if cancel is not None and cancel():
+        raise Cancelled
     if N <= D:
         logp = net(doc[None, :])[0]  # (N, V)
         return logp[torch.as_tensor(targets, device=dev)], 1
@@ -72,6 +85,8 @@ def window_logprobs(net, doc: torch.Tensor, targets: np.ndarray, D: int, *, max_
     tgt_sorted = torch.as_tensor(srt, device=dev)
     owner_t = torch.as_tensor(owner, device=dev)
     for b in range(0, len(starts), max_batch):
+        if b and cancel is not None and cancel():
+            raise Cancelled
         sl = slice(b, b + max_batch)
         batch = doc[starts_t[sl, None] + offs[None, :]]  # (w, D)
         logp = net(batch)  # (w, D, V)
@@ -166,4 +181,4 @@ def teacher_forced_logprobs(net, shown: np.ndarray, blank: np.ndarray, steps: li
     return out
 
 
-__all__ = ["plan_windows", "window_logprobs", "window_logprobs_many", "teacher_forced_logprobs"]
+__all__ = ["Cancelled", "plan_windows", "window_logprobs", "window_logprobs_many", "teacher_forced_logprobs"]

@@ -1,0 +1,148 @@
+"""Large documents: masking is fast, the mask index stays exact through edits, a step stops between windows."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtGui import QTextCursor, QTextDocument
+
+from app import jobs, masking
+from app.masked_document import MASK_GLYPH, MaskedDocument, _Marks
+from app.run_record import RunOptions
+from ardm_core.windows import Cancelled, plan_windows, window_logprobs
+
+
+def big_text(sample: str, n: int) -> str:
+    return ((sample + "\n") * (n // (len(sample) + 1) + 1))[:n]
+
+
+def full_read(md: MaskedDocument):
+    """The marks read afresh from every fragment (what the incremental index must equal)."""
+    m = _Marks()
+    m.sync(md.doc)
+    return m.q.tolist(), m.kind.tolist(), m.orig.tolist()
+
+
+def test_mask_positions_on_2mb_are_fast_and_seeded(sample_text):
+    text = big_text(sample_text, 2_000_000)
+    t = time.perf_counter()
+    pos = masking.mask_random(text, 0.15, seed=4)
+    took = time.perf_counter() - t
+    assert took < 1.0, took  # was about 2 s in pure Python
+    assert pos == sorted(set(pos)) and all(text[i] != "\n" for i in pos[:5000])
+    assert len(pos) == round(0.15 * sum(c != "\n" for c in text))
+    assert pos == masking.mask_random(text, 0.15, seed=4) and pos != masking.mask_random(text, 0.15, seed=5)
+    nth = masking.mask_every_nth(text, 7, offset=3, start=10, end=5000)
+    assert nth == [i for i in range(13, 5000, 7) if text[i] != "\n"]
+
+
+def test_state_index_follows_typing_undo_and_fills(qtbot, sample_text):
+    doc = QTextDocument()
+    md = MaskedDocument(doc)
+    text = big_text(sample_text, 20_000)
+    md.set_text(text)
+    rng = random.Random(0)
+    md.mask(rng.sample(range(len(text)), 800))
+    st = md.state()
+    assert st.original == text and len(st.masked) == sum(c == MASK_GLYPH for c in st.display)
+    cur = QTextCursor(doc)
+    for k in range(60):  # typing, deleting across masks, new lines, undo and redo, fills
+        op = k % 6
+        p = rng.randrange(doc.characterCount() - 50)
+        if op == 0:
+            cur.setPosition(p)
+            cur.insertText("xy\nz")
+        elif op == 1:
+            cur.setPosition(p)
+            cur.setPosition(p + rng.randrange(1, 40), QTextCursor.KeepAnchor)
+            cur.removeSelectedText()
+        elif op == 2:
+            doc.undo()
+        elif op == 3:
+            doc.redo()
+        elif op == 4:
+            st = md.state()
+            qs = list(st.masked[:5])
+            md.begin_fill()
+            md.write_fill(qs, "abcde"[: len(qs)], [st.source[q] for q in qs])
+            md.end_fill()
+        else:
+            md.mask(rng.sample(range(doc.characterCount() - 1), 30))
+        st = md.state()
+        m = md._marks
+        assert (m.q.tolist(), m.kind.tolist(), m.orig.tolist()) == full_read(md), k
+        assert [i for i, c in enumerate(st.display) if c == MASK_GLYPH] == list(st.masked)
+
+
+def test_state_of_2mb_with_2000_masks_is_cheap(qtbot, sample_text):
+    doc = QTextDocument()
+    md = MaskedDocument(doc)
+    text = big_text(sample_text, 2_000_000)
+    md.set_text(text)
+    md.mask(masking.mask_random(text, 0.001, seed=1))
+    cur = QTextCursor(doc)
+    cur.setPosition(1000)
+    cur.insertText("typed")  # autosave after typing: the index reads only the change
+    t = time.perf_counter()
+    st = md.state()
+    took = time.perf_counter() - t
+    assert len(st.masked) > 1900 and st.original.replace("typed", "", 1) == text
+    assert took < 0.5, took  # was about 1.6 s reading every fragment
+
+
+def test_cancel_between_window_batches(tiny_model):
+    net = tiny_model.net
+    D = tiny_model.config.block_size
+    doc = torch.zeros(D * 100, dtype=torch.long)
+    targets = np.arange(0, D * 100, 3)
+    asked = []
+
+    def cancel():
+        asked.append(1)
+        return len(asked) >= 2  # stop before the second batch of windows
+
+    calls = []
+    orig_forward = net.forward
+    net.forward = lambda x, *a, **k: (calls.append(x.shape[0]), orig_forward(x, *a, **k))[1]
+    try:
+        with pytest.raises(Cancelled):
+            window_logprobs(net, doc, targets, D, max_batch=8, cancel=cancel)
+        assert calls == [8]  # one batch of 8 windows ran, none of the others
+        rows, n = window_logprobs(net, doc, targets, D, max_batch=8, cancel=lambda: False)
+        assert n == len(plan_windows(targets, len(doc), D)[0]) > 80 and rows.shape[0] == len(targets)
+    finally:
+        del net.forward
+
+
+def test_advance_job_stops_inside_a_step(tiny_model, sample_text):
+    """Cancel pressed while a step's windows are computed: the step stops, nothing is recorded."""
+    text = big_text(sample_text, tiny_model.config.block_size * 80)
+    masked = list(range(0, len(text), 2))
+    state = jobs.EngineState(model=tiny_model)
+    list(jobs.start_fill_job(state, 1, text, masked, RunOptions(order="confidence")))
+    control, token = jobs.FillControl(), jobs.CancelToken()
+    net = tiny_model.net
+    seen = []
+    orig_forward = net.forward
+
+    def forward(x, *a, **k):
+        seen.append(x.shape[0])
+        token.cancel()  # the user presses Cancel during the first batch
+        return orig_forward(x, *a, **k)
+
+    net.forward = forward
+    try:
+        t = time.perf_counter()
+        events = list(jobs.advance_job(state, control, control.generation, None, token))
+        took = time.perf_counter() - t
+    finally:
+        del net.forward
+    assert events == [] and len(seen) == 1 and not state.session.steps
+    assert took < 5.0
+    # the session is intact: it steps on once asked again
+    ev = list(jobs.advance_job(state, control, control.generation, 1))
+    assert len(ev) == 1 and isinstance(ev[0], jobs.StepEvent)
