@@ -146,3 +146,44 @@ def test_advance_job_stops_inside_a_step(tiny_model, sample_text):
     # the session is intact: it steps on once asked again
     ev = list(jobs.advance_job(state, control, control.generation, 1))
     assert len(ev) == 1 and isinstance(ev[0], jobs.StepEvent)
+
+
+def slow_long_run(w, sample_text, per_batch_s: float = 0.15):
+    """A run whose single step spans many window batches, each slowed to ``per_batch_s`` (a big model's pace)."""
+    net = w.client._worker.state.model.net
+    D = w.model_info.block_size
+    text = big_text(sample_text, D * 32 * 12)  # 12 batches of 32 windows for a step over every position
+    w.mdoc.set_text(text)
+    w.mdoc.mask(range(0, len(text), 2))
+    orig_forward = net.forward
+    batches = []
+
+    def forward(x, *a, **k):
+        batches.append(time.perf_counter())
+        time.sleep(per_batch_s)
+        return orig_forward(x, *a, **k)
+
+    net.forward = forward
+    w.order_panel.set_options(RunOptions(order="confidence"))
+    return batches
+
+
+@pytest.mark.parametrize("how", ["pause", "reset", "quit"])
+def test_pause_reset_and_quit_stop_inside_a_long_step(make_window, qtbot, sample_text, how):
+    w = make_window()
+    batches = slow_long_run(w, sample_text)
+    w.run_fill()
+    qtbot.waitUntil(lambda: len(batches) >= 2, timeout=20_000)  # the first step is part way
+    t = time.perf_counter()
+    if how == "quit":
+        w.close()
+        took = time.perf_counter() - t
+        assert not w.client._thread.isRunning()
+    else:
+        (w.pause_fill if how == "pause" else w.reset_fill)()
+        qtbot.waitUntil(lambda: not w.client.busy, timeout=5_000)
+        took = time.perf_counter() - t
+        assert not w.runner.running and not w.editor.isReadOnly()
+        assert w.runner.recorded == 0 and len(w.mdoc.state().masked) > 1000  # nothing half-written
+    assert took < 1.0, took  # a whole step here takes 12 x 0.15 s
+    assert len(batches) < 12
