@@ -103,7 +103,7 @@ def build_menus(w: "MainWindow", A: dict[str, QAction]) -> None:
     v.addAction(A["show_original"])
     v.addAction(A["presentation"])
     w.view_menu = v
-    h = mb.addMenu("&Help")
+    h = w.help_menu = mb.addMenu("&Help")
     h.addAction(A["help"])
     h.addAction(A["guide"])
     for k in ("presentation", "run", "pause", "step", "back", "help"):  # their keys still work while the menus are hidden

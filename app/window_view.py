@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette, QTextCharFormat, QTextCursor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QTextEdit, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDockWidget, QHBoxLayout, QLabel, QSizePolicy, QTextEdit, QToolBar, QVBoxLayout, QWidget
 
 from .colour_legend import ColourLegend
 from .help_pages import EMPTY_HINT, FirstRunGuide, HelpDialog
@@ -34,6 +34,7 @@ class WindowView:
         self.step_counter = QLabel()  # presentation mode: a step count readable from the back of the room
         self.step_counter.setObjectName("step_counter")
         self.step_counter.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.step_counter.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Preferred)  # the caption takes the rest
         self.step_counter.setStyleSheet("#step_counter { background: #1e1e28; color: #ffd75a; padding: 6px 14px; "
                                         "border-radius: 6px; font-weight: bold; }")
         self.presentation_bar = QWidget()
@@ -65,6 +66,9 @@ class WindowView:
 
     def maybe_show_guide(self) -> None:
         """On the first start with the window on screen: the guide, once; the settings remember it."""
+        mb = self.menuBar()  # Help last, after the menus other parts of the window added
+        mb.removeAction(self.help_menu.menuAction())
+        mb.addAction(self.help_menu.menuAction())
         if self.settings.guide_seen or not self.isVisible():
             return
         self.settings.guide_seen = True
@@ -141,7 +145,7 @@ class WindowView:
         """
         if on == (self._before_presentation is not None):
             return
-        chrome = [*self.docks.values(), self.menuBar(), self.statusBar(), *self._edit_toolbars()]
+        chrome = [*self.findChildren(QDockWidget), self.menuBar(), self.statusBar(), *self._edit_toolbars()]
         if on:
             self._before_presentation = {"visible": [(wdg, wdg.isVisible()) for wdg in chrome],
                                          "state": self.windowState()}
