@@ -28,7 +28,7 @@ from .explain_overlay import ExplainOverlay
 from .train_dialog import TrainController
 from .highlighter import RunHighlighter
 from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, Progress, RunStarted, SchedulePlan
-from .mask_tools import MaskToolsPanel, positions_for
+from .mask_tools import SYNC_LIMIT, MaskApplier, MaskToolsPanel, positions_for
 from .masked_document import MaskedDocument, PosMap
 from .order_panel import EXPLICIT, OrderPanel
 from .playback_bar import PlaybackBar
@@ -169,6 +169,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.cancel_job_btn.setToolTip("Stop this job (it stops after the order or frame it is on)")
         self.cancel_job_btn.clicked.connect(self.cancel_long_job)
         self._progress_kind = ""
+        self.masking: MaskApplier | None = None  # a large masking being written in batches
         for wdg in (self.progress, self.cancel_job_btn):
             wdg.setVisible(False)
             sb.addPermanentWidget(wdg)
@@ -353,6 +354,9 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
                 self.statusBar().showMessage(label)
 
     def cancel_long_job(self) -> None:
+        if self._progress_kind == "mask" and self.masking is not None:
+            self.masking.cancel()
+            return
         if self._progress_kind and self.client.cancel((self._progress_kind,)):
             self.cancel_job_btn.setEnabled(False)
             self.notify_status(f"Cancelling the {self._progress_kind}...")
@@ -382,13 +386,30 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             return self.mdoc.unmask(self.mdoc.state().masked)
 
     def _mask(self, positions, label: str) -> int:
-        if self.runner.running:
-            self.notify_status("Pause the run before changing the masks")
+        """Mask now (returns how many), or, for many positions, in batches between event-loop turns
+        (returns 0; ``self.masking`` is set until they are all written)."""
+        if self.runner.running or self.masking is not None:
+            self.notify_status("Pause the run before changing the masks" if self.masking is None
+                               else "Still masking: wait, or Cancel it")
+            return 0
+        if len(positions) > SYNC_LIMIT:
+            self.masking = m = MaskApplier(self.mdoc, positions, label, self.mirror, parent=self)
+            m.progress.connect(lambda done, total: self.show_progress("mask", done, total, f"Masking {total} positions"))
+            m.finished.connect(self._masked_in_batches)
+            self.show_progress("mask", 0, len(m.positions), f"Masking {len(m.positions)} positions")
+            m.start()
+            self._update_controls()
             return 0
         with self.mirror.labelled(label):
             n = self.mdoc.mask(positions)
         self.notify_status(f"Masked {n} characters" if n else "Nothing new to mask there")
         return n
+
+    def _masked_in_batches(self, n: int) -> None:
+        self.masking = None
+        self.show_progress("", 0, 0)
+        self.notify_status(f"Masked {n} characters" if n else "Nothing new to mask there")
+        self._update_controls()
 
     def apply_mask_tool(self, tool: str, params: dict) -> int:
         text = self.mdoc.state().source
@@ -447,11 +468,12 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.playback.set_state(running=r.running, can_run=can_run, has_steps=r.recorded > 0, at_end=r.view == r.recorded,
                                 can_resample=can_compute and run is not None and (r.live or run.n_stages == 1 or r.view == 0))
         self.playback.set_timeline(r.view, r.recorded, len(run.schedule) if run and run.schedule else 0)
-        self.editor.setReadOnly(r.running)
+        busy = r.running or self.masking is not None
+        self.editor.setReadOnly(busy)
         A = getattr(self, "actions_", None)
         if A:
             for k in ("mask", "unmask", "undo", "redo", "open", "open_run"):
-                A[k].setEnabled(not r.running and (k not in ("undo", "redo") or
+                A[k].setEnabled(not busy and (k not in ("undo", "redo") or
                                                    (self.undo_stack.canUndo() if k == "undo" else self.undo_stack.canRedo())))
             A["resample"].setEnabled(self.playback.resample_btn.isEnabled())
             A["export_run"].setEnabled(r.recorded > 0)
@@ -470,6 +492,8 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
             e.ignore()
             return
         self.runner.cancel()
+        if self.masking is not None:
+            self.masking.cancel()
         self._autosave_idle.stop()
         self._autosave_max.stop()
         self.hide()  # the worker may be inside a network call: leave at once, then wait for it

@@ -1,8 +1,15 @@
-"""Mask tools panel: random fraction (seeded), every n-th, regular expression, whole words."""
+"""Mask tools panel: random fraction (seeded), every n-th, regular expression, whole words.
+
+``MaskApplier`` writes a large masking into the document in short batches
+between event-loop turns (one undo level in all), so 15% of a 2 MB document
+never freezes the window.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+import time
+
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox,
     QStackedWidget, QVBoxLayout, QWidget,
@@ -118,3 +125,76 @@ def positions_for(tool: str, text: str, params: dict, start: int = 0, end: int |
     if tool == "words":
         return masking.mask_words(text, params["fraction"], params["seed"], start, end, unit=params.get("unit", "words"))
     raise ValueError(f"unknown mask tool {tool!r}; choose from {[k for k, _ in TOOLS]}")
+
+
+SYNC_LIMIT = 3000  # up to this many positions are masked at once (well under 100 ms)
+
+
+class MaskApplier(QObject):
+    """Masks sorted positions in batches of about ``budget_ms`` each, as one undo level.
+
+    ``mirror`` (app.undo.UndoMirror) names the level; the batches after the
+    first join it. Stops early on ``cancel()`` (what is masked stays masked) or
+    when something else edits the document in between. ``finished(n)`` says how
+    many characters were masked; ``masks_changed`` is emitted once, at the end.
+    """
+
+    progress = Signal(int, int)  # positions handled, of all
+    finished = Signal(int)
+
+    def __init__(self, mdoc, positions, label: str, mirror, budget_ms: float = 30.0,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.mdoc, self.mirror, self.label = mdoc, mirror, label
+        self.positions = sorted(set(positions))
+        self.budget_s = budget_ms / 1000
+        self.done = 0  # positions handled
+        self.masked = 0  # characters newly masked
+        self.active = False
+        self._chunk = 500
+        self._display = ""
+        self._version = -1
+
+    def start(self) -> None:
+        self.active = True
+        self._display = self.mdoc.doc.toPlainText()
+        self._version = self.mdoc.version
+        QTimer.singleShot(0, self._step)
+
+    def cancel(self) -> None:
+        if self.active:
+            self._finish()
+
+    def _step(self) -> None:
+        if not self.active:
+            return
+        if self.mdoc.version != self._version:  # the document changed under us: stop here
+            self._finish()
+            return
+        t0 = time.perf_counter()
+        part = self.positions[self.done:self.done + self._chunk]
+        if self.masked:  # later batches join the first one's undo level and add none of their own
+            self.mirror.suppress = True
+            try:
+                n = self.mdoc.mask(part, join=True, quiet=True, display=self._display)
+            finally:
+                self.mirror.suppress = False
+        else:
+            with self.mirror.labelled(self.label):
+                n = self.mdoc.mask(part, quiet=True, display=self._display)
+        self.masked += n
+        self.done += len(part)
+        self._version = self.mdoc.version
+        took = time.perf_counter() - t0
+        self._chunk = max(50, min(20_000, int(len(part) * self.budget_s / max(took, 1e-4))))
+        self.progress.emit(self.done, len(self.positions))
+        if self.done >= len(self.positions):
+            self._finish()
+        else:
+            QTimer.singleShot(0, self._step)
+
+    def _finish(self) -> None:
+        self.active = False
+        if self.masked:
+            self.mdoc.masks_changed.emit()
+        self.finished.emit(self.masked)

@@ -316,15 +316,21 @@ class MaskedDocument(QObject):
         return self.doc.toPlainText()
 
     # -- masking ----------------------------------------------------------------------
-    def mask(self, positions, undoable: bool = True) -> int:
-        """Hide the characters at these Python indices; returns how many were newly masked."""
-        display = self._plain()
+    def mask(self, positions, undoable: bool = True, *, join: bool = False, quiet: bool = False,
+             display: str | None = None) -> int:
+        """Hide the characters at these Python indices; returns how many were newly masked.
+
+        ``join`` adds the edit to the previous undo level (a large masking
+        applied in batches stays one level), ``quiet`` leaves ``masks_changed``
+        to the caller, ``display`` is the text as shown now when the caller has it.
+        """
+        display = self._plain() if display is None else display
         pm = PosMap(display)
         marks = self._marks_now()
         cur = QTextCursor(self.doc)
         qs, origs = [], []
         self._own = True
-        cur.beginEditBlock()
+        cur.joinPreviousEditBlock() if join else cur.beginEditBlock()
         try:
             for i in sorted(set(positions)):
                 if i < 0 or i >= len(display) or not maskable(display[i]):
@@ -343,7 +349,7 @@ class MaskedDocument(QObject):
             cur.endEditBlock()
             self._own = False
             marks.put(qs, MASKED, origs)
-        if qs:
+        if qs and not quiet:
             self.masks_changed.emit()
         return len(qs)
 

@@ -64,6 +64,9 @@ class WindowRun:
         r.set_delay(self.playback.delay_seconds())
         if r.running:
             return
+        if self.masking is not None:
+            self.notify_status("Still masking: Run when it is done")
+            return
         if r.attached and self.panel_matches(r.run):
             if r.view < r.recorded or (r.live and not r.run.done):
                 r.step() if n_steps == 1 else r.play(self.playback.delay_seconds())

@@ -187,3 +187,38 @@ def test_pause_reset_and_quit_stop_inside_a_long_step(make_window, qtbot, sample
         assert w.runner.recorded == 0 and len(w.mdoc.state().masked) > 1000  # nothing half-written
     assert took < 1.0, took  # a whole step here takes 12 x 0.15 s
     assert len(batches) < 12
+
+
+def test_masking_2mb_in_batches_keeps_the_window_answering(make_window, qtbot, sample_text):
+    """15% of a 2 MB document: the call returns at once, each batch is short, one undo level, Cancel keeps a part."""
+    from PySide6.QtCore import QTimer
+
+    w = make_window(wait_model=False)
+    text = big_text(sample_text, 2_000_000)
+    w.mdoc.set_text(text)
+    lags, due = [], [time.perf_counter() + 0.01]
+
+    def tick():
+        now = time.perf_counter()
+        lags.append(now - due[0])
+        due[0] = now + 0.01
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(10)
+    t = time.perf_counter()
+    assert w.apply_mask_tool("random", {"fraction": 0.15, "seed": 0}) == 0
+    returned = time.perf_counter() - t
+    assert w.masking is not None and w.editor.isReadOnly() and not w.progress.isHidden()
+    qtbot.waitUntil(lambda: len(w.mdoc.state().masked) > 20_000, timeout=60_000)
+    w.cancel_long_job()  # keeps what is masked
+    qtbot.waitUntil(lambda: w.masking is None, timeout=5_000)
+    timer.stop()
+    kept = len(w.mdoc.state().masked)
+    assert 20_000 < kept < 290_000 and not w.editor.isReadOnly()
+    assert w.undo_stack.count() == 1
+    w.undo_stack.undo()
+    assert w.mdoc.state().masked == () and w.mdoc.state().display == text
+    assert returned < 0.5, returned  # the positions themselves: numpy
+    # a batch is about 30 ms; a loaded machine stretches it, a full freeze would be seconds
+    assert max(lags) < 0.5, max(lags)
