@@ -1,6 +1,6 @@
 """Write PNG screenshots of ARDM Studio to docs/ (run under Xvfb on a headless machine).
 
-    xvfb-run -a -s "-screen 0 1280x800x24" python scripts/screenshots.py [--model DIR] [--temperature T]
+    xvfb-run -a -s "-screen 0 1366x768x24" python scripts/screenshots.py [--model DIR] [--temperature T]
 
 Uses the shipped model when it is there, else a random tiny model (the
 screenshot then shows the interface, not good fills). A temperature below 1
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -57,7 +58,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     w = MainWindow(model_path=model, settings=Settings(speed=200, font_size=13), offer_recovery=False)
-    w.resize(1280, 800)
+    w.resize(1366, 768)  # a small laptop screen: every panel must fit
     w.show()
 
     def pump(seconds: float = 0.2, until=None, limit: float = 120.0) -> None:
@@ -69,20 +70,25 @@ def main() -> None:
             time.sleep(0.01)
 
     pump(until=lambda: w.model_info is not None or bool(w.model_error))
+    shots = []
+
+    def shot(name: str, screen: bool = False) -> None:
+        """The window (or the whole screen, to include the dialogs in front of it)."""
+        pump(0.3)
+        path = out / name
+        (app.primaryScreen().grabWindow(0) if screen else w.grab()).save(str(path))
+        shots.append(str(path))
+
+    pump(0.5)  # the first-run guide opens over the empty editor (with its hint)
+    shot("screenshot_first_run.png", screen=True)
+    if w.guide is not None:
+        w.guide.accept()
     w.mdoc.set_text(TEXT)
     w.apply_mask_tool("words", {"fraction": args.fraction, "seed": args.seed, "unit": "words"})
     w.order_panel.set_order("confidence")
     w.order_panel.k_slider.setValue(args.steps)
     w.order_panel.temperature.setValue(args.temperature)
     pump(1.0)
-    shots = []
-
-    def shot(name: str) -> None:
-        pump(0.3)
-        path = out / name
-        w.grab().save(str(path))
-        shots.append(str(path))
-
     shot("screenshot_masked.png")
     w.compare_orders(["l2r", "r2l", "random", "confidence", "outside-in"])  # all the masks, before the fill
     pump(until=lambda: not w.client.busy)
@@ -91,10 +97,22 @@ def main() -> None:
     w.runner.seek(max(1, w.runner.recorded * 2 // 3))
     w.set_colour_mode("order")
     shot("screenshot.png")
+    from app.frames import render_frames  # one frame of the GIF export, as the exported file draws it
+
+    frames = Path(tempfile.mkdtemp())
+    run = w.runner.run
+    list(render_frames(run, len(run.steps), frames, "png"))
+    pngs = sorted(frames.glob("frame_*.png"))
+    shutil.copyfile(pngs[len(pngs) * 2 // 3], out / "screenshot_gif_frame.png")
+    shots.append(str(out / "screenshot_gif_frame.png"))
+    w.set_colour_mode("probability")
+    shot("screenshot_probability.png")
     w.set_colour_mode("bits")
     w.actions_["presentation"].setChecked(True)
-    shot("screenshot_presentation.png")
+    pump(0.5)
+    shot("screenshot_presentation.png", screen=True)
     w.actions_["presentation"].setChecked(False)
+    pump(0.5)
     if w.order_panel.upscale_check.isEnabled():  # coarse to fine: half the letters over the class sketch
         w.runner.detach()
         w.mdoc.set_text(TEXT)
@@ -107,6 +125,20 @@ def main() -> None:
         w.runner.seek(boundary + (len(run.steps) - boundary) // 3)
         w.set_colour_mode("order")
         shot("screenshot_coarse_to_fine.png")
+    # the dark theme before a run: disabled buttons, the empty plot's message
+    from app.window_view import apply_theme
+
+    w.runner.detach()
+    w.mdoc.set_text(TEXT)
+    w.apply_mask_tool("words", {"fraction": args.fraction, "seed": args.seed, "unit": "words"})
+    w.order_panel.k_slider.setValue(w.order_panel.k_slider.maximum())  # no budget: the plot shows its message
+    apply_theme(app, "dark")
+    w.show_help()
+    w.help_dialog.move(w.width() - w.help_dialog.width() - 20, 60)
+    shot("screenshot_dark.png", screen=True)
+    w.help_dialog.close()
+    apply_theme(app, "light")
+    w.ask_unsaved = lambda _doing: "discard"  # the demo text is not the user's: no Save question
     w.close()
     print("\n".join(shots))
 
