@@ -251,3 +251,17 @@ def test_closing_in_presentation_mode_saves_a_normal_window(make_window, qtbot):
     qtbot.waitExposed(w2)
     assert not w2.isFullScreen() and not w2.actions_["presentation"].isChecked()
     assert w2.menuBar().isVisible() and w2.docks["order"].isVisible()
+
+
+def test_guide_flag_in_a_hand_edited_settings_file_is_only_true_when_true(tmp_path):
+    import json
+
+    from app.settings import load_settings, save_settings
+
+    path = tmp_path / "settings.json"
+    for raw, seen in (("yes", False), (1, False), (None, False), (True, True)):
+        path.write_text(json.dumps({"guide_seen": raw}))
+        assert load_settings(path).guide_seen is seen
+    s = load_settings(path)
+    save_settings(s, path)
+    assert json.loads(path.read_text())["guide_seen"] is True
