@@ -14,18 +14,55 @@ A run recorded earlier (a run file) replays the same way without the model.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
+
+import numpy as np
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ardm_core.orders import ORDERS
+from ardm_core.windows import plan_windows
+
 from .highlighter import RunHighlighter
 from .jobs import RunFinished, RunStarted, StepEvent
-from .masked_document import MaskedDocument, PosMap
+from .masked_document import MASK_GLYPH, MaskedDocument, PosMap
 from .run_record import RunOptions, RunRecord, StepRecord
 from .undo import UndoMirror
 from .worker import EngineClient, JobFinished
 
 
 FILL_JOBS = ("start", "advance", "branch", "rebuild")  # the worker jobs that compute a fill's steps
+LARGE_RUN_WINDOWS = 5_000  # window passes above which Run shows the estimate and asks first
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What a run will ask of the network: calls (steps) and window passes (calls x windows per call)."""
+
+    calls: int
+    windows_per_call: int  # at the first step, at most
+    window_passes: int  # in all, at most
+
+
+def run_cost(n_text: int, masked, order: str, k: int | None, block_size: int) -> RunCost:
+    """An upper bound of a run's cost, computed without the model.
+
+    A dynamic order (confidence, min-entropy) reads every still-masked
+    position at every step, so each step needs the windows covering all the
+    remaining masks (ardm_core.windows.plan_windows); a static order's step
+    needs at most one window per character it fills.
+    """
+    masked = np.asarray(sorted(masked), dtype=np.int64)
+    n = len(masked)
+    if n == 0:
+        return RunCost(0, 0, 0)
+    calls = min(k, n) if k else n
+    w_all = len(plan_windows(masked, n_text, block_size)[0])
+    fn = ORDERS.get(order)
+    if fn is not None and getattr(fn, "dynamic", False):
+        return RunCost(calls, w_all, calls * w_all)
+    per = min(w_all, -(-n // calls))
+    return RunCost(calls, per, min(calls * per, n))
 
 
 class RunController(QObject):
@@ -96,20 +133,35 @@ class RunController(QObject):
             return None
 
     # -- starting -----------------------------------------------------------------------
-    def start(self, options: RunOptions, n_steps: int | None = None) -> bool:
-        """A new run over the document's current masks; computes n_steps (None: all) steps."""
+    def start(self, options: RunOptions, n_steps: int | None = None, only: tuple[int, int] | None = None) -> bool:
+        """A new run over the document's current masks; computes n_steps (None: all) steps.
+
+        ``only`` = (start, end), Python indices: fill just the masks in that span
+        (the masks on screen, or in the selection); the others stay masked and
+        the model sees them as unknown characters, never their originals.
+        """
         st = self.mdoc.state()
-        if not st.masked:
+        masked, text = st.masked, st.source
+        if only is not None:
+            a, b = only
+            masked = tuple(p for p in st.masked if a <= p < b)
+            keep = set(masked)
+            chars = list(st.source)
+            for p in st.masked:
+                if p not in keep:
+                    chars[p] = MASK_GLYPH
+            text = "".join(chars)
+        if not masked:
             self.message.emit("Nothing to fill: mask some characters first (select text, then Ctrl+M)")
             return False
         self.detach()
         self.run_id = next(self._ids)
-        self.run = RunRecord(text=st.source, masked=st.masked, options=options)
+        self.run = RunRecord(text=text, masked=masked, options=options)
         self._begin_view(st.display)
         self.live = True
         self._base = 0
         self.computing = True
-        self.client.start_fill(self.run_id, st.source, list(st.masked), options)
+        self.client.start_fill(self.run_id, text, list(masked), options)
         self.client.advance(n_steps)
         self.changed.emit()
         return True

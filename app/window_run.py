@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from PySide6.QtCore import QPoint
+from PySide6.QtWidgets import QMessageBox
+
 from .masked_document import PosMap
 from .order_panel import EXPLICIT
+from .run_controller import LARGE_RUN_WINDOWS, RunCost, run_cost
 
 
 class WindowRun:
@@ -79,12 +83,61 @@ class WindowRun:
             else:
                 self.notify_status("The fill is complete: Step back, Reset, or change the order to run anew")
         elif self._can_compute():
+            only = self._ask_large_run()
+            if only == "cancel":
+                return
             if r.attached and r.view:
                 r.seek(0)  # a new run fills the same masks as the one on screen
-            options = self.run_options()
-            if r.start(options, n_steps=n_steps):
+            st = self.mdoc.state()
+            n = None if only is None else sum(only[0] <= p < only[1] for p in st.masked)
+            options = self.run_options(n)
+            if r.start(options, n_steps=n_steps, only=only):
                 self._set_picks([])  # the badges give way to the run's colours
         self._update_controls()
+
+    def visible_span(self) -> tuple[int, int]:
+        """Python indices of the text the editor shows now."""
+        ed = self.editor
+        vp = ed.viewport()
+        a = ed.cursorForPosition(QPoint(0, 0)).position()
+        b = ed.cursorForPosition(QPoint(vp.width() - 1, vp.height() - 1)).position()
+        pm = PosMap(ed.toPlainText())
+        return pm.to_py(a), pm.to_py(b) + 1
+
+    def _ask_large_run(self):
+        """None: fill every mask; (start, end): only those in that span; "cancel": do not run.
+
+        Asks only when the run's estimated cost (network calls x windows) is large.
+        """
+        st = self.mdoc.state()
+        options = self.run_options()
+        cost = run_cost(len(st.source), st.masked, options.order, options.steps, self.model_info.block_size)
+        if cost.window_passes <= LARGE_RUN_WINDOWS:
+            return None
+        spans = {"screen": self.visible_span()}
+        sel = self._selection()
+        if sel[1] > sel[0]:
+            spans["selection"] = sel
+        counts = {k: sum(a <= p < b for p in st.masked) for k, (a, b) in spans.items()}
+        answer = self.confirm_large_run(cost, {k: c for k, c in counts.items() if c})
+        return spans[answer] if answer in spans else (None if answer == "all" else "cancel")
+
+    def confirm_large_run(self, cost: RunCost, counts: dict[str, int]) -> str:
+        """The estimate, and the choice: "all", "screen", "selection" (masks in it: counts) or "cancel"."""
+        box = QMessageBox(QMessageBox.Question, "A long run",
+                          f"Filling all {len(self.mdoc.state().masked):,} masks takes {cost.calls:,} network calls "
+                          f"over up to {cost.windows_per_call:,} windows of {self.model_info.block_size} characters "
+                          f"each: up to {cost.window_passes:,} window passes, which can take a long time "
+                          "(Pause and Reset stop it at any point).", QMessageBox.NoButton, self)
+        buttons = {}
+        for key, title in (("screen", "Only the {} masks on screen"), ("selection", "Only the {} masks selected")):
+            if key in counts:
+                buttons[box.addButton(title.format(counts[key]), QMessageBox.AcceptRole)] = key
+        buttons[box.addButton("Fill all", QMessageBox.DestructiveRole)] = "all"
+        cancel = box.addButton(QMessageBox.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return buttons.get(box.clickedButton(), "cancel")
 
     def pause_fill(self) -> None:
         self.runner.pause()

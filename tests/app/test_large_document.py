@@ -165,6 +165,7 @@ def slow_long_run(w, sample_text, per_batch_s: float = 0.15):
 
     net.forward = forward
     w.order_panel.set_options(RunOptions(order="confidence"))
+    w.confirm_large_run = lambda cost, counts: "all"  # a long run asks first; these tests agree
     return batches
 
 
@@ -222,3 +223,46 @@ def test_masking_2mb_in_batches_keeps_the_window_answering(make_window, qtbot, s
     assert returned < 0.5, returned  # the positions themselves: numpy
     # a batch is about 30 ms; a loaded machine stretches it, a full freeze would be seconds
     assert max(lags) < 0.5, max(lags)
+
+
+def test_run_cost_counts_calls_and_windows():
+    from app.run_controller import run_cost
+
+    masked = list(range(0, 100_000, 10))  # 10,000 masks spread over 100,000 characters
+    dyn = run_cost(100_000, masked, "confidence", None, 256)
+    assert dyn.calls == 10_000 and dyn.windows_per_call == 385  # a window holds 26 masks (0, 10, ..., 250)
+    assert dyn.window_passes == 10_000 * 385
+    l2r = run_cost(100_000, masked, "l2r", None, 256)
+    assert l2r.calls == 10_000 and l2r.windows_per_call == 1 and l2r.window_passes == 10_000
+    k = run_cost(100_000, masked, "l2r", 100, 256)
+    assert k.calls == 100 and k.windows_per_call == 100 and k.window_passes == 10_000
+    assert run_cost(200, [1, 2], "confidence", None, 256).window_passes == 2
+
+
+def test_a_long_run_asks_first_and_can_fill_only_the_masks_on_screen(make_window, qtbot, sample_text):
+    w = make_window()
+    w.resize(900, 600)
+    w.show()
+    qtbot.waitExposed(w)
+    text = big_text(sample_text, 60_000)
+    w.mdoc.set_text(text)
+    w.mdoc.mask(range(0, len(text), 5))
+    w.order_panel.set_options(RunOptions(order="confidence"))
+    asked = []
+    w.confirm_large_run = lambda cost, counts: (asked.append((cost, counts)), "cancel")[1]
+    w.run_fill()
+    (cost, counts), = asked
+    assert cost.window_passes > 5_000 and cost.calls == len(w.mdoc.state().masked)
+    assert not w.runner.running and w.runner.run is None and "start" not in w.client.pending_kinds()
+    assert 0 < counts["screen"] < 2_000
+    w.confirm_large_run = lambda cost, counts: "screen"
+    a, b = w.visible_span()
+    w.run_fill()
+    run = w.runner.run
+    st = w.mdoc.state()
+    assert run is not None and len(run.masked) == counts["screen"]
+    assert all(a <= p < b for p in run.masked)
+    off = [p for p in st.masked if p >= b][:50]
+    assert off and all(run.text[p] == MASK_GLYPH for p in off)  # the model never sees the other originals
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    assert run.done and MASK_GLYPH in w.mdoc.state().display[b:]
