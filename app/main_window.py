@@ -364,8 +364,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
     # -- masking ----------------------------------------------------------------------------
     def _selection(self) -> tuple[int, int]:
         c = self.editor.textCursor()
-        text = self.editor.toPlainText()
-        pm = PosMap(text)
+        pm = self.mdoc.posmap()
         return pm.to_py(c.selectionStart()), pm.to_py(c.selectionEnd())
 
     def mask_selection(self) -> int:

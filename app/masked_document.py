@@ -229,6 +229,7 @@ class MaskedDocument(QObject):
         super().__init__(parent)
         self.doc = doc
         self._cache: tuple[int, DocState] | None = None
+        self._posmap: tuple[int, PosMap] | None = None
         self._fill_cursor: QTextCursor | None = None
         self._marks = _Marks()
         self._own = False  # inside one of this class's edits: it updates the marks itself
@@ -299,6 +300,7 @@ class MaskedDocument(QObject):
         display = self._plain()
         m = self._marks_now()
         pm = PosMap(display)
+        self._posmap = (rev, pm)
         py = np.asarray([pm.to_py(int(q)) for q in m.q], dtype=np.int64) if pm.has_astral else m.q
         codes = np.frombuffer(display.encode("utf-32-le"), dtype=np.uint32).copy()
         is_m = m.kind == MASKED
@@ -311,6 +313,12 @@ class MaskedDocument(QObject):
         st = DocState(display=display, source=source, original=original, masked=masked, filled=filled)
         self._cache = (rev, st)
         return st
+
+    def posmap(self) -> PosMap:
+        """Python index <-> Qt position for the text as shown now (cached until the next change)."""
+        if self._posmap is None or self._posmap[0] != self.version:
+            self.state()
+        return self._posmap[1]
 
     def _plain(self) -> str:
         return self.doc.toPlainText()

@@ -176,7 +176,7 @@ class RunController(QObject):
         self.changed.emit()
 
     def _begin_view(self, display: str) -> None:
-        self._pm = PosMap(display)
+        self._pm = self.mdoc.posmap() if display == self.mdoc.state().display else PosMap(display)
         self._sketch.clear()
         self.view = 0
         self._pending.clear()

@@ -6,12 +6,12 @@ EngineClient calls and never waits for the worker.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import replace
 
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QMessageBox
 
-from .masked_document import PosMap
 from .order_panel import EXPLICIT
 from .run_controller import LARGE_RUN_WINDOWS, RunCost, run_cost
 
@@ -19,7 +19,7 @@ from .run_controller import LARGE_RUN_WINDOWS, RunCost, run_cost
 class WindowRun:
     def run_options(self, n_masked: int | None = None):
         """The Order panel's options, K clamped to n_masked (default: the masks the document has now)."""
-        pm = PosMap(self.editor.toPlainText())
+        pm = self.mdoc.posmap()
         explicit = tuple(pm.to_py(q) for q in self.editor.picks)
         options = self.order_panel.options(explicit if self.order_panel.order() == EXPLICIT else ())
         return replace(options, steps=self._budget(options.steps, n_masked))
@@ -47,7 +47,7 @@ class WindowRun:
                 and round(want.temperature, 6) == round(have.temperature, 6)
                 and round(want.top_p, 6) == round(have.top_p, 6))
         if want.order == EXPLICIT:
-            pm = PosMap(self.editor.toPlainText())
+            pm = self.mdoc.posmap()
             picks = tuple(pm.to_py(q) for q in self.editor.picks)
             return same and want.rest_order == have.rest_order and (not picks or picks == have.explicit)
         return same and k(want.steps) == k(have.steps)
@@ -89,7 +89,7 @@ class WindowRun:
             if r.attached and r.view:
                 r.seek(0)  # a new run fills the same masks as the one on screen
             st = self.mdoc.state()
-            n = None if only is None else sum(only[0] <= p < only[1] for p in st.masked)
+            n = None if only is None else bisect.bisect_left(st.masked, only[1]) - bisect.bisect_left(st.masked, only[0])
             options = self.run_options(n)
             if r.start(options, n_steps=n_steps, only=only):
                 self._set_picks([])  # the badges give way to the run's colours
@@ -101,7 +101,7 @@ class WindowRun:
         vp = ed.viewport()
         a = ed.cursorForPosition(QPoint(0, 0)).position()
         b = ed.cursorForPosition(QPoint(vp.width() - 1, vp.height() - 1)).position()
-        pm = PosMap(ed.toPlainText())
+        pm = self.mdoc.posmap()
         return pm.to_py(a), pm.to_py(b) + 1
 
     def _ask_large_run(self):
@@ -118,7 +118,7 @@ class WindowRun:
         sel = self._selection()
         if sel[1] > sel[0]:
             spans["selection"] = sel
-        counts = {k: sum(a <= p < b for p in st.masked) for k, (a, b) in spans.items()}
+        counts = {k: bisect.bisect_left(st.masked, b) - bisect.bisect_left(st.masked, a) for k, (a, b) in spans.items()}
         answer = self.confirm_large_run(cost, {k: c for k, c in counts.items() if c})
         return spans[answer] if answer in spans else (None if answer == "all" else "cancel")
 

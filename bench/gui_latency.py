@@ -185,7 +185,8 @@ def main() -> None:
 
     model = tiny_model_dir() if args.tiny else (args.model or str(default_model_dir()))
     text_path = Path(args.text) if args.text else ROOT / "data" / "corpus" / "valid.txt"
-    text = text_path.read_text(encoding="utf-8")[: args.chars] if text_path.is_file() else (SAMPLE * 100)[: args.chars]
+    text = text_path.read_text(encoding="utf-8") if text_path.is_file() else SAMPLE * 100
+    text = (text * (args.chars // max(1, len(text)) + 1))[: args.chars]  # repeated up to --chars
 
     w = MainWindow(model_path=model, settings=Settings(speed=200, budget_k=args.k), offer_recovery=False)
     w.show()
