@@ -48,3 +48,13 @@ def over(rgba: RGBA, background: tuple[int, int, int] = (255, 255, 255)) -> tupl
     """The opaque colour of rgba drawn over a background (for images without alpha)."""
     al = rgba[3] / 255
     return tuple(round(c * al + g * (1 - al)) for c, g in zip(rgba[:3], background))  # type: ignore[return-value]
+
+# "Why this character?": context characters in translucent orange by weight, the explained one outlined in blue
+HEAT = (255, 120, 0)
+EXPLAINED_OUTLINE = (40, 110, 230)
+
+
+def heat(level: float) -> RGBA:
+    """The heat colour of a weight scaled to [0, 1]: more weight, more opaque."""
+    level = min(1.0, max(0.0, level if level == level else 0.0))  # NaN -> 0
+    return (*HEAT, int(25 + 200 * level))

@@ -17,19 +17,18 @@ from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
+from .colours import EXPLAINED_OUTLINE, heat
 from .explain_job import ExplainFailed, ExplainReady, explain_job
+from .frames import FrameHeat
 from .masked_document import PosMap
 
-HEAT = QColor(255, 120, 0)  # the colour of full weight
-TARGET = QColor(40, 110, 230)  # outline of the explained character
+TARGET = QColor(*EXPLAINED_OUTLINE)  # outline of the explained character
 AGGREGATE, OCCLUSION = "aggregate", "occlusion"
 
 
 def heat_colour(level: float) -> QColor:
-    """Translucent heat for a weight scaled to 0..1."""
-    c = QColor(HEAT)
-    c.setAlpha(int(25 + 200 * max(0.0, min(1.0, level))))
-    return c
+    """Translucent heat for a weight scaled to 0..1 (the same colours as the exported frames)."""
+    return QColor(*heat(level))
 
 
 class HeatLayer(QWidget):

@@ -6,16 +6,22 @@ line breaks kept: masked characters as a shaded cell, characters filled so far
 in the step-order colours the editor uses, the latest step outlined. Long fills
 are sampled down to at most ``MAX_FRAMES`` frames, long texts to the
 ``MAX_CHARS`` around the first mask.
+
+With a ``FrameHeat`` (the "why this character?" overlay that is on in the
+editor), frames from the explained character's step on also colour the
+context characters by their weight, outline the explained character, and
+carry a legend line under the text.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .colours import LAST_STEP_OUTLINE, over, ramp
+from .colours import EXPLAINED_OUTLINE, LAST_STEP_OUTLINE, heat, over, ramp
 from .run_record import RunRecord
 
 MAX_FRAMES = 120
@@ -28,6 +34,16 @@ FONT_CANDIDATES = ("DejaVuSansMono.ttf", "/usr/share/fonts/truetype/dejavu/DejaV
 BOLD_CANDIDATES = ("DejaVuSansMono-Bold.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
                    "Menlo.ttc", "consolab.ttf", "courbd.ttf")
 SPACES = " \t"
+
+
+@dataclass(frozen=True)
+class FrameHeat:
+    """What the model looked at when it filled one character, to draw into the frames."""
+
+    position: int  # the explained character (index into the run's text)
+    step: int  # index of the step that filled it: frames with more than this many steps done show the heat
+    levels: tuple[tuple[int, float], ...]  # (index into the text, weight scaled to 0..1 by the largest)
+    legend: str  # the words of the legend line, e.g. "Why 'e' (position 12, step 3): attention rollout, 0 - 0.31"
 
 
 def _font(size: int = FONT_SIZE, candidates: tuple[str, ...] = FONT_CANDIDATES) -> ImageFont.ImageFont:
@@ -99,6 +115,16 @@ def _window(run: RunRecord) -> tuple[int, int]:
     return start, min(len(run.text), start + MAX_CHARS)
 
 
+def _draw_heat_legend(d: ImageDraw.ImageDraw, x: int, y: int, cw: int, ch: int, words: str,
+                      font: ImageFont.ImageFont) -> None:
+    """A small bar from no weight to the largest, then the legend's words."""
+    bar = 6 * cw
+    for i in range(bar):
+        d.line([x + i, y + 3, x + i, y + ch - 5], fill=over(heat(i / (bar - 1))))
+    d.rectangle([x, y + 3, x + bar - 1, y + ch - 5], outline=(120, 120, 120))
+    d.text((x + bar + cw, y + 2), words, fill=(20, 20, 20), font=font)
+
+
 def frame_steps(n_steps: int) -> list[int]:
     """Which step counts get a frame: all of them, or an even sample ending at the last."""
     if n_steps + 1 <= MAX_FRAMES:
@@ -106,8 +132,12 @@ def frame_steps(n_steps: int) -> list[int]:
     return sorted({round(i * n_steps / (MAX_FRAMES - 1)) for i in range(MAX_FRAMES)})
 
 
-def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif") -> Iterator[int]:
-    """Write the frames; yields the number written so far (so a worker can stop between frames)."""
+def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif",
+                  explained: FrameHeat | None = None) -> Iterator[int]:
+    """Write the frames; yields the number written so far (so a worker can stop between frames).
+
+    ``explained``: a heat overlay drawn on the frames from its step on.
+    """
     if fmt not in ("gif", "png"):
         raise ValueError(f"unknown frame format {fmt!r}; choose from ['gif', 'png']")
     a, b = _window(run)
@@ -118,7 +148,10 @@ def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif") ->
     header_h = HEADER_SIZE + 18
     masked = set(run.masked)
     lines = wrap_positions(run.text, a, b, COLS, masked)  # document positions per displayed line
-    width, height = COLS * cw + 24, header_h + len(lines) * ch + 24
+    legend_h = ch + 10 if explained is not None else 0
+    text_bottom = header_h + 6 + len(lines) * ch
+    width, height = COLS * cw + 24, header_h + len(lines) * ch + 24 + legend_h
+    levels = dict(explained.levels) if explained is not None else {}
     step_of: dict[int, int] = {}
     chars: dict[int, str] = {}
     images: list[Image.Image] = []
@@ -136,6 +169,7 @@ def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif") ->
         d = ImageDraw.Draw(img)
         d.rectangle([0, 0, width, header_h - 6], fill=(30, 30, 40))
         d.text((12, 7), frame_caption(run, done_steps, n_steps), fill=(255, 215, 90), font=header_font)
+        show_heat = explained is not None and done_steps > explained.step
         for row, positions in enumerate(lines):
             y = header_h + 6 + row * ch
             for col, p in enumerate(positions):
@@ -144,11 +178,19 @@ def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif") ->
                     d.rectangle([x, y, x + cw - 1, y + ch - 2], fill=(200, 210, 245))
                     continue
                 c = chars.get(p, run.text[p])
-                if p in chars:
-                    d.rectangle([x, y, x + cw - 1, y + ch - 2], fill=over(ramp("order", step_of[p] / total)))
-                    if step_of[p] == done_steps - 1:
-                        d.rectangle([x, y, x + cw - 1, y + ch - 2], outline=LAST_STEP_OUTLINE, width=2)
+                cell = [x, y, x + cw - 1, y + ch - 2]
+                back = over(ramp("order", step_of[p] / total)) if p in chars else (255, 255, 255)
+                if show_heat and p in levels:
+                    back = over(heat(levels[p]), back)
+                if back != (255, 255, 255):
+                    d.rectangle(cell, fill=back)
+                if show_heat and p == explained.position:
+                    d.rectangle(cell, outline=EXPLAINED_OUTLINE, width=2)
+                elif p in chars and step_of[p] == done_steps - 1:
+                    d.rectangle(cell, outline=LAST_STEP_OUTLINE, width=2)
                 d.text((x, y + 2), c if c.isprintable() else " ", fill=(20, 20, 20), font=font)
+        if show_heat:
+            _draw_heat_legend(d, 12, text_bottom + 12, cw, ch, explained.legend[: COLS - 7], font)
         if fmt == "png":
             path.mkdir(parents=True, exist_ok=True)
             img.save(path / f"frame_{count:04d}.png")

@@ -392,11 +392,12 @@ def compare_job(state: EngineState, control: FillControl, text: str, masked: lis
 
 
 def export_frames_job(control: FillControl, run: Any, n_steps: int, path: str, fmt: str,
-                      token: CancelToken = NEVER) -> Iterator[Any]:
-    """Render frames of ``run`` (the caller hands over a snapshot: nothing else may change it meanwhile)."""
+                      token: CancelToken = NEVER, explained: Any = None) -> Iterator[Any]:
+    """Render frames of ``run`` (the caller hands over a snapshot: nothing else may change it meanwhile);
+    ``explained``: the frames.FrameHeat overlay that is on, if any."""
     count, total = 0, n_steps + 1
     every = max(1, total // 100)
-    for count in render_frames(run, n_steps, Path(path), fmt):
+    for count in render_frames(run, n_steps, Path(path), fmt, explained):
         if control.cancelled.is_set() or token.cancelled:
             return
         if count % every == 0:

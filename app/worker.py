@@ -170,11 +170,12 @@ class EngineClient(QObject):
         st, ctl = self._worker.state, self.control
         return self._queue("compare", lambda t: jobs.compare_job(st, ctl, text, list(masked), orders, steps, seed, t))
 
-    def export_frames(self, run: Any, n_steps: int, path: str, fmt: str) -> int:
-        """Render frames of a snapshot of ``run``'s first n_steps steps (the live record may change meanwhile)."""
+    def export_frames(self, run: Any, n_steps: int, path: str, fmt: str, explained: Any = None) -> int:
+        """Render frames of a snapshot of ``run``'s first n_steps steps (the live record may change meanwhile);
+        ``explained``: a frozen frames.FrameHeat to draw, or None."""
         run = frozen_copy(run, n_steps)
         ctl = self.control
-        return self._queue("export", lambda t: jobs.export_frames_job(ctl, run, n_steps, path, fmt, t))
+        return self._queue("export", lambda t: jobs.export_frames_job(ctl, run, n_steps, path, fmt, t, explained))
 
     def submit(self, kind: str, make: Callable[[Any], Iterator[Any]]) -> int:
         """Queue a job of another module: ``make(state)`` returns its generator, run in the worker
