@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSpinBox,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import masking
+from .masked_document import PosMap
 
 TOOLS = (("random", "Random fraction"), ("nth", "Every n-th character"), ("regex", "Regular expression"),
          ("words", "Whole words"))
@@ -142,22 +144,25 @@ class MaskApplier(QObject):
     progress = Signal(int, int)  # positions handled, of all
     finished = Signal(int)
 
-    def __init__(self, mdoc, positions, label: str, mirror, budget_ms: float = 30.0,
+    def __init__(self, mdoc, positions, label: str, mirror, budget_ms: float = 25.0,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.mdoc, self.mirror, self.label = mdoc, mirror, label
-        self.positions = sorted(set(positions))
+        pos = np.sort(np.fromiter(positions, dtype=np.int64))
+        self.positions = pos[np.r_[True, pos[1:] != pos[:-1]] if len(pos) else slice(None)].tolist()
         self.budget_s = budget_ms / 1000
         self.done = 0  # positions handled
         self.masked = 0  # characters newly masked
         self.active = False
-        self._chunk = 500
+        self._chunk = 200
+        self._turn: tuple[float, int] | None = None  # (start, size) of the last batch
         self._display = ""
         self._version = -1
 
     def start(self) -> None:
         self.active = True
         self._display = self.mdoc.doc.toPlainText()
+        self._posmap = PosMap(self._display)  # masking never moves a character
         self._version = self.mdoc.version
         QTimer.singleShot(0, self._step)
 
@@ -172,21 +177,26 @@ class MaskApplier(QObject):
             self._finish()
             return
         t0 = time.perf_counter()
+        if self._turn is not None:  # size batches by the whole turn: the edits, then the relayout and repaint they cause
+            start, size = self._turn
+            self._chunk = max(20, min(20_000, int(size * self.budget_s / max(t0 - start, 1e-4))))
         part = self.positions[self.done:self.done + self._chunk]
         if self.masked:  # later batches join the first one's undo level and add none of their own
             self.mirror.suppress = True
             try:
-                n = self.mdoc.mask(part, join=True, quiet=True, display=self._display)
+                n = self.mdoc.mask(part, join=True, quiet=True, display=self._display, posmap=self._posmap)
             finally:
                 self.mirror.suppress = False
         else:
             with self.mirror.labelled(self.label):
-                n = self.mdoc.mask(part, quiet=True, display=self._display)
+                n = self.mdoc.mask(part, quiet=True, display=self._display, posmap=self._posmap)
         self.masked += n
         self.done += len(part)
         self._version = self.mdoc.version
         took = time.perf_counter() - t0
-        self._chunk = max(50, min(20_000, int(len(part) * self.budget_s / max(took, 1e-4))))
+        self._turn = (t0, len(part))
+        if took > self.budget_s:  # this batch alone ran over: the next one is smaller at once
+            self._chunk = max(20, int(len(part) * self.budget_s / took))
         self.progress.emit(self.done, len(self.positions))
         if self.done >= len(self.positions):
             self._finish()

@@ -134,12 +134,18 @@ class _Marks:
         qs = np.asarray(qs, dtype=np.int64)
         if not len(qs):
             return
-        keep = ~np.isin(self.q, qs)
-        q = np.concatenate([self.q[keep], qs])
-        k = np.concatenate([self.kind[keep], np.full(len(qs), kind, dtype=np.int8)])
-        o = np.concatenate([self.orig[keep], np.asarray([ord(c) for c in origs], dtype=np.uint32)])
-        order = np.argsort(q, kind="stable")
-        self.q, self.kind, self.orig = q[order], k[order], o[order]
+        os_ = np.asarray([ord(c) for c in origs], dtype=np.uint32)
+        order = np.argsort(qs, kind="stable")
+        qs, os_ = qs[order], os_[order]
+        idx = np.searchsorted(self.q, qs)
+        there = idx < len(self.q)
+        there[there] = self.q[idx[there]] == qs[there]
+        self.kind[idx[there]] = kind  # marks already there change in place
+        self.orig[idx[there]] = os_[there]
+        new = ~there  # the others are inserted in order (no sort of the whole index)
+        self.q = np.insert(self.q, idx[new], qs[new])
+        self.kind = np.insert(self.kind, idx[new], np.full(int(new.sum()), kind, dtype=np.int8))
+        self.orig = np.insert(self.orig, idx[new], os_[new])
 
     def remove(self, qs) -> None:
         keep = ~np.isin(self.q, np.asarray(qs, dtype=np.int64))
@@ -325,15 +331,15 @@ class MaskedDocument(QObject):
 
     # -- masking ----------------------------------------------------------------------
     def mask(self, positions, undoable: bool = True, *, join: bool = False, quiet: bool = False,
-             display: str | None = None) -> int:
+             display: str | None = None, posmap: PosMap | None = None) -> int:
         """Hide the characters at these Python indices; returns how many were newly masked.
 
         ``join`` adds the edit to the previous undo level (a large masking
         applied in batches stays one level), ``quiet`` leaves ``masks_changed``
-        to the caller, ``display`` is the text as shown now when the caller has it.
+        to the caller, ``display`` (and ``posmap``) the text as shown now when the caller has them.
         """
         display = self._plain() if display is None else display
-        pm = PosMap(display)
+        pm = PosMap(display) if posmap is None else posmap
         marks = self._marks_now()
         cur = QTextCursor(self.doc)
         qs, origs = [], []
