@@ -3,7 +3,8 @@
 Masks are part of the document (app.masked_document); this widget adds what
 the document cannot hold: small number badges on hand-picked characters, a
 "pick mode" in which clicks pick masked characters instead of moving the
-caret, and a tooltip that asks the window about the character under the mouse.
+caret, a tooltip that asks the window about the character under the mouse, and
+right-click entries that the window adds for that character.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Callable
 
 from PySide6.QtCore import QEvent, QPoint, QRect, Qt, Signal
 from PySide6.QtGui import (
-    QColor, QContextMenuEvent, QFont, QFontDatabase, QKeyEvent, QKeySequence, QMouseEvent, QPainter, QPaintEvent,
+    QAction, QColor, QContextMenuEvent, QFont, QFontDatabase, QKeyEvent, QKeySequence, QMouseEvent, QPainter, QPaintEvent,
     QUndoStack,
 )
-from PySide6.QtWidgets import QPlainTextEdit, QToolTip, QWidget
+from PySide6.QtWidgets import QMenu, QPlainTextEdit, QToolTip, QWidget
 
 
 class MaskEditor(QPlainTextEdit):
@@ -31,6 +32,8 @@ class MaskEditor(QPlainTextEdit):
         self.pick_mode = False
         self.picks: list[int] = []  # Qt positions, in pick order
         self.tooltip_provider: Callable[[int], str | None] | None = None
+        # entries for the character under a right-click: (Qt position, the menu as parent) -> actions
+        self.context_actions: Callable[[int, QMenu], list[QAction]] | None = None
         self.undo_stack: QUndoStack | None = None  # Ctrl+Z/Ctrl+Y go here, never straight to the document
 
     def visible_blocks(self) -> tuple[int, int]:
@@ -104,8 +107,9 @@ class MaskEditor(QPlainTextEdit):
             return
         super().keyPressEvent(e)
 
-    def contextMenuEvent(self, e: QContextMenuEvent) -> None:  # noqa: N802
-        menu = self.createStandardContextMenu(e.pos())
+    def context_menu(self, pt: QPoint) -> QMenu:
+        """The right-click menu at a viewport point: the character's own entries first, then editing."""
+        menu = self.createStandardContextMenu(pt)
         if self.undo_stack is not None:  # swap the document's own undo/redo for the stack's
             for a in menu.actions():
                 if a.objectName() in ("edit-undo", "edit-redo"):
@@ -113,6 +117,18 @@ class MaskEditor(QPlainTextEdit):
             first = menu.actions()[0] if menu.actions() else None
             menu.insertAction(first, self.undo_stack.createUndoAction(menu))
             menu.insertAction(first, self.undo_stack.createRedoAction(menu))
+        q = self.position_at(pt)
+        if q is not None and self.context_actions is not None:
+            extra = self.context_actions(q, menu)
+            if extra:
+                first = menu.actions()[0] if menu.actions() else None
+                for a in extra:
+                    menu.insertAction(first, a)
+                menu.insertSeparator(first)
+        return menu
+
+    def contextMenuEvent(self, e: QContextMenuEvent) -> None:  # noqa: N802
+        menu = self.context_menu(e.pos())
         menu.exec(e.globalPos())
         menu.deleteLater()
 

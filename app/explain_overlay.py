@@ -1,4 +1,5 @@
-"""Why this character? Alt-click a filled character to see what the model looked at.
+"""Why this character? Alt-click a filled character (or right-click it, "Why this character?") to see
+what the model looked at.
 
 A heat layer over the editor colours the context characters by their weight
 at the step the character was filled: the attention rollout (default), one
@@ -14,7 +15,7 @@ import itertools
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QRect, Qt
-from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPen
+from PySide6.QtGui import QAction, QColor, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from .colours import EXPLAINED_OUTLINE, heat
@@ -138,7 +139,7 @@ class ExplainPanel(QFrame):
 
 
 class ExplainOverlay(QObject):
-    """Alt-click on a filled character asks the worker for an explanation and paints it."""
+    """Alt-click on a filled character, or its right-click entry, asks the worker for an explanation and paints it."""
 
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -157,6 +158,7 @@ class ExplainOverlay(QObject):
         self.editor.verticalScrollBar().valueChanged.connect(lambda *_: self.layer.update())
         self.panel.close_button.clicked.connect(self.clear)
         self.panel.selector.currentIndexChanged.connect(lambda *_: self._paint())
+        self.editor.context_actions = self._context_actions  # right-click: "Why this character?"
         window.client.event.connect(self._on_event)
         window.runner.changed.connect(self._on_run_changed)
 
@@ -185,6 +187,16 @@ class ExplainOverlay(QObject):
             self.clear()
             return True
         return False
+
+    def _context_actions(self, q: int, menu) -> list[QAction]:
+        """The right-click entry on a filled character (the same as Alt-click on it)."""
+        if self.w.runner.info_at(q) is None:
+            return []
+        act = QAction("Why this character?", menu)
+        act.setObjectName("why_this_character")
+        act.setToolTip("What the model looked at when it filled this character (also Alt-click)")
+        act.triggered.connect(lambda *_: self.request(q))
+        return [act]
 
     def request(self, q: int) -> bool:
         """Explain the filled character at Qt position ``q``; False (with a message) if it is not one."""
@@ -241,17 +253,33 @@ class ExplainOverlay(QObject):
             return ex.weights(layer, head), ""
         return ex.aggregate, ""
 
-    def _paint(self) -> None:
+    def _levels(self) -> tuple[list[tuple[int, float]], float, str]:
+        """The heat on the context characters: (text index, weight scaled to 0..1), the largest weight, the unit."""
         ex = self.explanation
-        if ex is None:
-            return
         w, unit = self.weights()
         cols = np.flatnonzero(ex.known)
         top = float(w[cols].max()) if len(cols) else 0.0
         scale = top if top > 0 else 1.0
-        heat = [(self._pm.to_qt(ex.window_start + int(c)), float(w[c]) / scale) for c in cols if w[c] > 0]
-        self.layer.set_heat(heat, self._pm.to_qt(ex.position))
+        return [(ex.window_start + int(c), float(w[c]) / scale) for c in cols if w[c] > 0], top, unit
+
+    def _paint(self) -> None:
+        ex = self.explanation
+        if ex is None:
+            return
+        levels, top, unit = self._levels()
+        self.layer.set_heat([(self._pm.to_qt(p), level) for p, level in levels], self._pm.to_qt(ex.position))
         self.panel.legend.set_range(top, unit)
+
+    def frame_heat(self) -> FrameHeat | None:
+        """The overlay on screen, for the exported frames (None when it is off)."""
+        if not self.active:
+            return None
+        ex = self.explanation
+        levels, top, unit = self._levels()
+        view = self.panel.selector.currentText().split(" (")[0] or "Aggregate"
+        legend = (f"Why '{_show(self._filled_char(ex))}' (position {ex.position}, step {ex.step + 1}): "
+                  f"{view}, 0 - {top:.3g} {unit}").strip()
+        return FrameHeat(position=ex.position, step=ex.step, levels=tuple(levels), legend=legend)
 
     def _place_panel(self) -> None:
         vp = self.editor.viewport()

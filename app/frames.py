@@ -121,7 +121,7 @@ def _draw_heat_legend(d: ImageDraw.ImageDraw, x: int, y: int, cw: int, ch: int, 
     bar = 6 * cw
     for i in range(bar):
         d.line([x + i, y + 3, x + i, y + ch - 5], fill=over(heat(i / (bar - 1))))
-    d.rectangle([x, y + 3, x + bar - 1, y + ch - 5], outline=(120, 120, 120))
+    d.rectangle([x - 1, y + 2, x + bar, y + ch - 4], outline=(120, 120, 120))
     d.text((x + bar + cw, y + 2), words, fill=(20, 20, 20), font=font)
 
 
@@ -149,8 +149,8 @@ def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif",
     masked = set(run.masked)
     lines = wrap_positions(run.text, a, b, COLS, masked)  # document positions per displayed line
     legend_h = ch + 10 if explained is not None else 0
-    text_bottom = header_h + 6 + len(lines) * ch
-    width, height = COLS * cw + 24, header_h + len(lines) * ch + 24 + legend_h
+    text_bottom = header_h + len(lines) * ch + 24  # the legend line goes below this
+    width, height = COLS * cw + 24, text_bottom + legend_h
     levels = dict(explained.levels) if explained is not None else {}
     step_of: dict[int, int] = {}
     chars: dict[int, str] = {}
@@ -190,7 +190,7 @@ def render_frames(run: RunRecord, n_steps: int, path: Path, fmt: str = "gif",
                     d.rectangle(cell, outline=LAST_STEP_OUTLINE, width=2)
                 d.text((x, y + 2), c if c.isprintable() else " ", fill=(20, 20, 20), font=font)
         if show_heat:
-            _draw_heat_legend(d, 12, text_bottom + 12, cw, ch, explained.legend[: COLS - 7], font)
+            _draw_heat_legend(d, 12, text_bottom, cw, ch, explained.legend[: COLS - 7], font)
         if fmt == "png":
             path.mkdir(parents=True, exist_ok=True)
             img.save(path / f"frame_{count:04d}.png")

@@ -196,12 +196,15 @@ class WindowFiles:
             self.export_frames(Path(path), fmt)
 
     def export_frames(self, path: Path, fmt: str) -> None:
-        """Render the run's frames in the worker (from a snapshot of the run), with progress and Cancel."""
+        """Render the run's frames in the worker (from a snapshot of the run), with progress and Cancel;
+        the "why this character?" overlay, when it is on, is drawn into them."""
         if self.runner.run is None:
             self.notify_status("No run to export: press Run first")
             return
         n = self.runner.view or self.runner.recorded
-        self.client.export_frames(self.runner.run, n, str(path), fmt)
+        explainer = getattr(self, "explainer", None)  # the "why this character?" heat, drawn in when it is on
+        self.client.export_frames(self.runner.run, n, str(path), fmt,
+                                  explainer.frame_heat() if explainer is not None else None)
         self.show_progress("export", 0, n + 1, "Rendering frames in the background...")
 
     # -- autosave and recovery --------------------------------------------------------------

@@ -115,6 +115,7 @@ class WindowView:
                  f"original: {_show(orig)}" + ("" if orig == step.chars[i] else " (differs)")]
         if i < len(step.topk):
             lines.append("top 5: " + ", ".join(f"{_show(c)} {p:.2f}" for c, p in step.topk[i]))
+        lines.append("<i>Alt-click or right-click: why this character?</i>")
         return "<br>".join(lines)
 
     def _update_caption(self) -> None:
