@@ -81,7 +81,8 @@ fill matches, red where it differs, blue where it is still hidden.</p>
 <h3>More</h3>
 <ul>
 <li>Hover a filled character: the step that wrote it, its probability, bits and the top 5 candidates.</li>
-<li>Alt-click a filled character: what the model looked at when it wrote it.</li>
+<li>Alt-click a filled character (or right-click &gt; <i>Why this character?</i>): what the model looked at
+when it wrote it. While it is on, exported GIF/PNG frames show it too.</li>
 <li><i>Resample from here</i> keeps the steps up to the timeline and samples the rest again.</li>
 <li>File &gt; Export saves the run as JSON (reopen and replay it) or as an animated GIF for slides.</li>
 </ul>"""
