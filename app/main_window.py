@@ -28,7 +28,7 @@ from .explain_overlay import ExplainOverlay
 from .train_dialog import TrainController
 from .highlighter import RunHighlighter
 from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, Progress, RunStarted, SchedulePlan
-from .mask_tools import SYNC_LIMIT, MaskApplier, MaskToolsPanel, positions_for
+from .mask_tools import BACKGROUND_CHARS, SYNC_LIMIT, MaskApplier, MaskToolsPanel, positions_for
 from .masked_document import MaskedDocument, PosMap
 from .order_panel import EXPLICIT, OrderPanel
 from .playback_bar import PlaybackBar
@@ -384,18 +384,20 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         with self.mirror.labelled("Unmask all"):
             return self.mdoc.unmask(self.mdoc.state().masked)
 
-    def _mask(self, positions, label: str) -> int:
+    def _mask(self, positions, label: str, compute=None) -> int:
         """Mask now (returns how many), or, for many positions, in batches between event-loop turns
         (returns 0; ``self.masking`` is set until they are all written)."""
         if self.runner.running or self.masking is not None:
             self.notify_status("Pause the run before changing the masks" if self.masking is None
                                else "Still masking: wait, or Cancel it")
             return 0
-        if len(positions) > SYNC_LIMIT:
-            self.masking = m = MaskApplier(self.mdoc, positions, label, self.mirror, parent=self)
+        if compute is not None or len(positions) > SYNC_LIMIT:
+            self.masking = m = MaskApplier(self.mdoc, positions, label, self.mirror, parent=self, compute=compute)
             m.progress.connect(lambda done, total: self.show_progress("mask", done, total, f"Masking {total} positions"))
             m.finished.connect(self._masked_in_batches)
-            self.show_progress("mask", 0, len(m.positions), f"Masking {len(m.positions)} positions")
+            m.failed.connect(lambda msg: self.notify("Mask tool", msg, error=True))
+            self.show_progress("mask", 0, max(1, len(m.positions)), f"Masking {len(m.positions)} positions"
+                               if compute is None else "Finding the positions to mask...")
             m.start()
             self._update_controls()
             return 0
@@ -413,6 +415,8 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
     def apply_mask_tool(self, tool: str, params: dict) -> int:
         text = self.mdoc.state().source
         a, b = self._selection() if params.get("selection_only") else (0, len(text))
+        if b - a > BACKGROUND_CHARS:  # a long text: the tool runs in a thread, the window stays live
+            return self._mask((), f"Mask ({tool})", compute=lambda: positions_for(tool, text, params, a, b))
         try:
             pos = positions_for(tool, text, params, a, b)
         except ValueError as exc:

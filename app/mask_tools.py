@@ -7,6 +7,7 @@ never freezes the window.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -130,6 +131,7 @@ def positions_for(tool: str, text: str, params: dict, start: int = 0, end: int |
 
 
 SYNC_LIMIT = 3000  # up to this many positions are masked at once (well under 100 ms)
+BACKGROUND_CHARS = 100_000  # a tool over a longer span finds its positions in a thread
 
 
 class MaskApplier(QObject):
@@ -143,13 +145,17 @@ class MaskApplier(QObject):
 
     progress = Signal(int, int)  # positions handled, of all
     finished = Signal(int)
+    failed = Signal(str)  # computing the positions raised ValueError (a bad pattern)
+    _computed = Signal(object)  # from the thread that computes the positions
 
     def __init__(self, mdoc, positions, label: str, mirror, budget_ms: float = 25.0,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, compute=None) -> None:
+        """``positions``, or ``compute``: a function returning them, run in a plain Python thread
+        (no Qt there; a tool over a long text can take seconds: whole words of 2 MB take about 6 s)."""
         super().__init__(parent)
         self.mdoc, self.mirror, self.label = mdoc, mirror, label
-        pos = np.sort(np.fromiter(positions, dtype=np.int64))
-        self.positions = pos[np.r_[True, pos[1:] != pos[:-1]] if len(pos) else slice(None)].tolist()
+        self._compute = compute
+        self.positions = self._sorted(positions) if compute is None else []
         self.budget_s = budget_ms / 1000
         self.done = 0  # positions handled
         self.masked = 0  # characters newly masked
@@ -159,8 +165,53 @@ class MaskApplier(QObject):
         self._display = ""
         self._version = -1
 
+    @staticmethod
+    def _sorted(positions) -> list[int]:
+        pos = np.sort(np.fromiter(positions, dtype=np.int64))
+        return pos[np.r_[True, pos[1:] != pos[:-1]] if len(pos) else slice(None)].tolist()
+
+    @property
+    def computing(self) -> bool:
+        return self.active and self._compute is not None
+
     def start(self) -> None:
         self.active = True
+        if self._compute is not None:
+            self._computed.connect(self._got)
+            version, compute = self.mdoc.version, self._compute
+
+            def work() -> None:
+                try:
+                    out = (version, self._sorted(compute()))
+                except ValueError as exc:
+                    out = (version, exc)
+                try:
+                    self._computed.emit(out)
+                except RuntimeError:  # the window has gone meanwhile
+                    pass
+
+            threading.Thread(target=work, name="mask-positions", daemon=True).start()
+            return
+        self._begin()
+
+    def _got(self, out) -> None:
+        version, positions = out
+        if not self.active:
+            return  # cancelled meanwhile
+        self._compute = None
+        if isinstance(positions, ValueError):
+            self.active = False
+            self.failed.emit(str(positions))
+            self.finished.emit(0)
+            return
+        if version != self.mdoc.version:  # computed over a text that has changed since
+            self._finish()
+            return
+        self.positions = positions
+        self.progress.emit(0, len(positions))
+        self._begin()
+
+    def _begin(self) -> None:
         self._display = self.mdoc.doc.toPlainText()
         self._posmap = PosMap(self._display)  # masking never moves a character
         self._version = self.mdoc.version

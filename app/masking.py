@@ -106,8 +106,10 @@ def word_spans(text: str, unit: str = "words", model_path: Path | None = None) -
     if sp is None:
         return [(m.start(), m.end()) for m in re.finditer(r"\w+", text)]
     spans: list[tuple[int, int]] = []
-    for (pos, tok), pieces in zip(tokens, sp.encode([t for _, t in tokens], out_type=str)):
-        spans.extend(_spans_from_pieces(pos, tok, pieces, unit))
+    for c in range(0, len(tokens), 2000):  # in slices: a thread running this lets the GUI thread in between
+        part = tokens[c:c + 2000]
+        for (pos, tok), pieces in zip(part, sp.encode([t for _, t in part], out_type=str)):
+            spans.extend(_spans_from_pieces(pos, tok, pieces, unit))
     return spans
 
 

@@ -266,3 +266,39 @@ def test_a_long_run_asks_first_and_can_fill_only_the_masks_on_screen(make_window
     assert off and all(run.text[p] == MASK_GLYPH for p in off)  # the model never sees the other originals
     qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
     assert run.done and MASK_GLYPH in w.mdoc.state().display[b:]
+
+
+def test_a_slow_mask_tool_runs_beside_the_window(make_window, qtbot, sample_text):
+    """Whole words over 1 MB take seconds of Python: the tool runs in a thread, the event loop answers."""
+    from PySide6.QtCore import QTimer
+
+    w = make_window(wait_model=False)
+    text = big_text(sample_text, 1_000_000)
+    w.mdoc.set_text(text)
+    lags, due = [], [time.perf_counter() + 0.01]
+
+    def tick():
+        now = time.perf_counter()
+        lags.append(now - due[0])
+        due[0] = now + 0.01
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(10)
+    t = time.perf_counter()
+    assert w.apply_mask_tool("words", {"fraction": 0.2, "seed": 0, "unit": "words"}) == 0
+    assert time.perf_counter() - t < 0.5 and w.masking is not None and w.masking.computing
+    qtbot.waitUntil(lambda: w.masking is None, timeout=120_000)
+    timer.stop()
+    st = w.mdoc.state()
+    expect = masking.mask_words(text, 0.2, 0, unit="words")
+    assert list(st.masked) == expect and st.original == text and w.undo_stack.count() == 1
+    # in the GUI thread the tool alone froze the window for seconds; the bound allows for a loaded machine
+    assert len(lags) > 20 and max(lags) < 1.0, (len(lags), max(lags))
+    # a bad pattern over a long text is one clear message, and nothing changes
+    boxes = []
+    w.notify = lambda title, text, error=False, details="": boxes.append((title, text, error))
+    w.apply_mask_tool("regex", {"pattern": "(unclosed"})
+    qtbot.waitUntil(lambda: w.masking is None, timeout=10_000)
+    assert boxes and boxes[0][2] and "bad regular expression" in boxes[0][1]
+    assert w.mdoc.state().masked == st.masked
