@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ardm_core.fileio import atomic_write_json
+from ardm_core.fileio import atomic_write_text
 from ardm_core.paths import data_dir
 
 from .run_record import RunRecord
@@ -72,7 +72,8 @@ def autosave_path() -> Path:
 def write_snapshot(snap: Snapshot, path: Path | None = None) -> Path:
     path = path or autosave_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, snap.to_json())
+    # compact: json's C encoder (indentation takes the pure-Python one: 0.7 s for 300,000 masks)
+    atomic_write_text(path, json.dumps(snap.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
     return path
 
 

@@ -230,7 +230,8 @@ class MaskApplier(QObject):
         t0 = time.perf_counter()
         if self._turn is not None:  # size batches by the whole turn: the edits, then the relayout and repaint they cause
             start, size = self._turn
-            self._chunk = max(20, min(20_000, int(size * self.budget_s / max(t0 - start, 1e-4))))
+            fit = int(size * self.budget_s / max(t0 - start, 1e-4))
+            self._chunk = max(20, min(20_000, fit, size * 3 // 2))  # grows slowly: a cheap turn can mislead
         part = self.positions[self.done:self.done + self._chunk]
         if self.masked:  # later batches join the first one's undo level and add none of their own
             self.mirror.suppress = True
