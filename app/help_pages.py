@@ -8,7 +8,8 @@ that it was shown.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
 from .colours import ENDS
 from .order_panel import engine_orders
@@ -115,6 +116,9 @@ class FirstRunGuide(QDialog):
         super().__init__(parent)
         self.setWindowTitle("First steps")
         self.setModal(False)
+        # shown beside the editor, never in its way: a user who starts typing at once
+        # types into the document, not into this window (where Space would press a button)
+        self.setAttribute(Qt.WA_ShowWithoutActivating)
         lay = QVBoxLayout(self)
         text = QLabel(GUIDE)
         text.setTextFormat(Qt.RichText)
@@ -123,10 +127,25 @@ class FirstRunGuide(QDialog):
         buttons = QDialogButtonBox()
         self.more_btn = QPushButton("What am I seeing?")
         self.ok_btn = QPushButton("Got it")
-        self.ok_btn.setDefault(True)
         buttons.addButton(self.more_btn, QDialogButtonBox.HelpRole)
         buttons.addButton(self.ok_btn, QDialogButtonBox.AcceptRole)
         self.more_btn.clicked.connect(self.more_requested)
         buttons.accepted.connect(self.accept)
+        for b in (self.more_btn, self.ok_btn):
+            b.setFocusPolicy(Qt.NoFocus)  # Space or Enter typed for the document never presses them
         lay.addWidget(buttons)
         self.setMaximumWidth(520)
+
+    def keyPressEvent(self, event) -> None:
+        """Typing while the guide has the keyboard goes to the document; Esc closes the guide."""
+        if event.key() == Qt.Key_Escape:
+            self.accept()
+            return
+        target = getattr(self.parent(), "editor", None)
+        if target is None:
+            super().keyPressEvent(event)
+            return
+        self.parent().activateWindow()
+        target.setFocus()
+        QApplication.sendEvent(target, QKeyEvent(event.type(), event.key(), event.modifiers(), event.text(),
+                                                 event.isAutoRepeat(), event.count()))

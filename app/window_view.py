@@ -77,6 +77,8 @@ class WindowView:
         except OSError:
             pass  # written again at close
         self.show_guide()
+        self.activateWindow()
+        self.editor.setFocus()  # typing goes to the document while the guide is open
 
     def _note_sketch_legend(self, ev) -> None:
         if isinstance(ev, RunStarted) and ev.legend:

@@ -167,6 +167,9 @@ def test_presentation_is_full_screen_with_only_text_caption_playback_and_counter
 
 
 def test_empty_editor_hint_help_page_and_first_run_guide_once(make_window, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
     from app.help_pages import FirstRunGuide, HelpDialog
     from app.settings import load_settings
 
@@ -185,6 +188,12 @@ def test_empty_editor_hint_help_page_and_first_run_guide_once(make_window, qtbot
     guide = w.findChild(FirstRunGuide)
     assert guide is not None and guide.isVisible() and not guide.isModal()
     assert load_settings().guide_seen  # remembered at once, not only at a clean exit
+    # a user who starts typing at once types into the document, not into the guide
+    assert guide.testAttribute(Qt.WA_ShowWithoutActivating)
+    assert w.editor.hasFocus() or QApplication.focusWidget() in (None, w.editor)
+    qtbot.keyClicks(w.editor, "He carried")
+    qtbot.keyClicks(guide, " a flask")  # keys that reach the guide go on to the document; Space presses nothing
+    assert w.editor.toPlainText() == "He carried a flask" and guide.isVisible()
     guide.ok_btn.click()
     assert not guide.isVisible()
     w.maybe_show_guide()
