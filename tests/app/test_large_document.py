@@ -13,6 +13,7 @@ from PySide6.QtGui import QTextCursor, QTextDocument
 from app import jobs, masking
 from app.masked_document import MASK_GLYPH, MaskedDocument, _Marks
 from app.run_record import RunOptions
+from ardm_core.session import DecodeSession
 from ardm_core.windows import Cancelled, plan_windows, window_logprobs
 
 
@@ -122,8 +123,9 @@ def test_advance_job_stops_inside_a_step(tiny_model, sample_text):
     """Cancel pressed while a step's windows are computed: the step stops, nothing is recorded."""
     text = big_text(sample_text, tiny_model.config.block_size * 80)
     masked = list(range(0, len(text), 2))
-    state = jobs.EngineState(model=tiny_model)
-    list(jobs.start_fill_job(state, 1, text, masked, RunOptions(order="confidence")))
+    # the session as start_fill_job builds it, at fp32 (no precision measurement that later tests would inherit)
+    state = jobs.EngineState(model=tiny_model, run_id=1,
+                             session=DecodeSession(tiny_model, text, masked, order="confidence"))
     control, token = jobs.FillControl(), jobs.CancelToken()
     net = tiny_model.net
     seen = []
