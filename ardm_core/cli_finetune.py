@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
@@ -38,7 +37,7 @@ def register(sub) -> None:
 
 def cmd_finetune(args) -> int:
     from .cli import UserError
-    from .cli_train import _bar, _hms
+    from .cli_train import _bar, _hms, ctrl_c_saves
     from .finetune import FinetuneConfig, FinetuneFinished, Prepared, finetune
     from .train import TrainStep, Validated
 
@@ -51,50 +50,41 @@ def cmd_finetune(args) -> int:
                          batch_size=args.batch_size, lr=args.lr, max_chars=args.max_chars, seed=args.seed,
                          device=args.device, threads=args.threads)
     stop = threading.Event()
-
-    def on_signal(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        print("\nstopping: saving a checkpoint at the end of this step (Ctrl-C again to abort)", file=sys.stderr)
-        stop.set()
-
-    old = signal.signal(signal.SIGINT, on_signal)
-    tty = sys.stderr.isatty()
-    last_print, held_out = 0.0, None
-    try:
-        for ev in finetune(cfg, stop):
-            if isinstance(ev, Prepared):
-                s = ev.scan
-                print(("resuming: " if ev.resumed else "") + s.summary(), file=sys.stderr)
-                for f, why in s.skipped:
-                    print(f"  skipped {f}: {why}", file=sys.stderr)
-                print(f"training on {s.train_chars:,} characters" + (" (sampled evenly)" if s.sampled else "")
-                      + f", held out {s.valid_chars:,}; {ev.steps} steps at {ev.seconds_per_step:.2f} s/step "
-                      f"(about {_hms(ev.steps * ev.seconds_per_step)}); held-out bits before: {ev.bpc_before:.3f}",
-                      file=sys.stderr)
-            elif isinstance(ev, Validated):
-                held_out = ev.bpc
-            elif isinstance(ev, TrainStep):
-                now = time.time()
-                if tty or now - last_print > 10 or ev.step == ev.steps:
-                    last_print = now
-                    ho = f"  held-out {held_out:.3f} bpc" if held_out is not None else ""
-                    line = f"[{_bar(ev.step / ev.steps)}] {ev.step}/{ev.steps}  bpc {ev.bpc:.3f}{ho}  left {_hms(ev.eta_s)}"
-                    print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
-            elif isinstance(ev, FinetuneFinished):
-                if tty:
-                    print(file=sys.stderr)
-                state = (f"stopped at step {ev.step} of {ev.steps}; rerun the same command to continue"
-                         if ev.interrupted else f"done: {ev.step} steps")
-                print(state, file=sys.stderr)
-                print(f"held-out bits per character: before {ev.bpc_before:.3f}   after {ev.bpc_after:.3f}")
-                if ev.example:
-                    print(f"example   masked: {ev.example.masked!r}")
-                    print(f"          before: {ev.example.before!r}")
-                    print(f"           after: {ev.example.after!r}")
-                print(f"model: {ev.model_dir} (card: {ev.card})")
-    except OSError as exc:
-        raise UserError(f"{args.out}: could not write ({exc.strerror or exc}); the last saved checkpoint is kept") from None
-    finally:
-        signal.signal(signal.SIGINT, old)
+    with ctrl_c_saves(stop):
+        tty = sys.stderr.isatty()
+        last_print, held_out = 0.0, None
+        try:
+            for ev in finetune(cfg, stop):
+                if isinstance(ev, Prepared):
+                    s = ev.scan
+                    print(("resuming: " if ev.resumed else "") + s.summary(), file=sys.stderr)
+                    for f, why in s.skipped:
+                        print(f"  skipped {f}: {why}", file=sys.stderr)
+                    print(f"training on {s.train_chars:,} characters" + (" (sampled evenly)" if s.sampled else "")
+                          + f", held out {s.valid_chars:,}; {ev.steps} steps at {ev.seconds_per_step:.2f} s/step "
+                          f"(about {_hms(ev.steps * ev.seconds_per_step)}); held-out bits before: {ev.bpc_before:.3f}",
+                          file=sys.stderr)
+                elif isinstance(ev, Validated):
+                    held_out = ev.bpc
+                elif isinstance(ev, TrainStep):
+                    now = time.time()
+                    if tty or now - last_print > 10 or ev.step == ev.steps:
+                        last_print = now
+                        ho = f"  held-out {held_out:.3f} bpc" if held_out is not None else ""
+                        line = f"[{_bar(ev.step / ev.steps)}] {ev.step}/{ev.steps}  bpc {ev.bpc:.3f}{ho}  left {_hms(ev.eta_s)}"
+                        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+                elif isinstance(ev, FinetuneFinished):
+                    if tty:
+                        print(file=sys.stderr)
+                    state = (f"stopped at step {ev.step} of {ev.steps}; rerun the same command to continue"
+                             if ev.interrupted else f"done: {ev.step} steps")
+                    print(state, file=sys.stderr)
+                    print(f"held-out bits per character: before {ev.bpc_before:.3f}   after {ev.bpc_after:.3f}")
+                    if ev.example:
+                        print(f"example   masked: {ev.example.masked!r}")
+                        print(f"          before: {ev.example.before!r}")
+                        print(f"           after: {ev.example.after!r}")
+                    print(f"model: {ev.model_dir} (card: {ev.card})")
+        except OSError as exc:
+            raise UserError(f"{args.out}: could not write ({exc.strerror or exc}); the last saved checkpoint is kept") from None
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -105,11 +106,10 @@ def _hms(s: float) -> str:
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def cmd_train(args) -> int:
-    from .train import TrainConfig, TrainFinished, TrainStarted, TrainStep, Validated, Saved, train
-
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    stop = threading.Event()
+@contextlib.contextmanager
+def ctrl_c_saves(stop: threading.Event):
+    """While training: the first Ctrl-C sets ``stop`` (the run saves a checkpoint at the end
+    of its step), a second one aborts. The previous handler is restored on exit."""
 
     def on_signal(signum, frame):
         if stop.is_set():
@@ -118,11 +118,22 @@ def cmd_train(args) -> int:
         stop.set()
 
     old = signal.signal(signal.SIGINT, on_signal)
-    # under torchrun every rank runs this; only rank 0 reports (ranks share one stdout)
-    quiet = int(os.environ.get("RANK", "0")) != 0
-    tty = sys.stderr.isatty()
-    last_print = 0.0
     try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, TrainFinished, TrainStarted, TrainStep, Validated, Saved, train
+
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    stop = threading.Event()
+    with ctrl_c_saves(stop):
+        # under torchrun every rank runs this; only rank 0 reports (ranks share one stdout)
+        quiet = int(os.environ.get("RANK", "0")) != 0
+        tty = sys.stderr.isatty()
+        last_print = 0.0
         for ev in train(cfg, stop):
             if quiet:
                 continue
@@ -147,8 +158,6 @@ def cmd_train(args) -> int:
             elif isinstance(ev, TrainFinished):
                 state = "interrupted; rerun the same command to resume" if ev.interrupted else "done"
                 print(f"\n{state} at step {ev.step} ({_hms(ev.seconds)}); model: {ev.model_dir}", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGINT, old)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,3 +62,29 @@ def test_device_script_smoke_on_cpu(tmp_path, sample_text, monkeypatch):
     assert all(math.isfinite(e["bpc"]) and e["bpc"] > 0 for e in result["eval"].values())
     assert result["config"]["precision"] == "fp32" and result["steps"] > 0
     assert mod.main(["--data", str(tmp_path / "nowhere"), "--device", "cpu"]) == 2
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, sample_text):
+    """`ardm train`: the first Ctrl-C finishes the step, saves and exits cleanly; rerunning resumes."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    (tmp_path / "train.txt").write_text(sample_text * 40)
+    cmd = [sys.executable, "-m", "ardm_core", "train", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+           "--preset", "tiny", "--block-size", "32", "--batch-size", "2", "--steps", "100000", "--threads", "1",
+           "--device", "cpu", "--eval-every", "100000", "--save-every", "100000", "--json"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for line in proc.stdout:  # wait until it trains
+        if '"TrainStep"' in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopping: saving a checkpoint" in err
+    finished = [json.loads(x) for x in out.splitlines() if '"TrainFinished"' in x]
+    assert finished and finished[-1]["interrupted"] is True
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
