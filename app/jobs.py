@@ -14,7 +14,6 @@ checks both between steps, compare between orders, export between frames.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,7 +27,7 @@ from ardm_core.paths import upscale_model_dir
 from ardm_core.orders import ORDERS
 from ardm_core.session import DecodeSession, SamplingOptions, plan_budget, score
 from ardm_core.upscale_session import UpscaleSession
-from ardm_core.windows import Cancelled, window_logprobs
+from ardm_core.windows import Cancelled
 
 from .frames import render_frames
 from .run_record import RunOptions, StepRecord
@@ -316,20 +315,13 @@ def advance_job(state: EngineState, control: FillControl, generation: int, n: in
 def step_session(session: Any, cancel) -> Any:
     """One step of ``session``; a plain session's step asks ``cancel`` between its batches of windows.
 
-    Driven through the session's two public halves around ``window_logprobs``,
-    so a step over a long document (thousands of windows) stops part way when
-    the user pauses, cancels or quits; ``Cancelled`` is raised and nothing is
+    A step over a long document (thousands of windows) stops part way when the
+    user pauses, cancels or quits; ``Cancelled`` is raised and nothing is
     written. Other sessions (coarse to fine) stop between steps.
     """
     if not isinstance(session, DecodeSession):
         return session.step()
-    if session.done:
-        return None
-    t0 = time.perf_counter()
-    req = session.step_request()
-    with session.network_context():
-        rows, n_win = window_logprobs(session.view.net, session.document_ids, req.targets, session.D, cancel=cancel)
-    return session.step_finish(req, rows, n_win, t0)
+    return session.step(cancel=cancel)
 
 
 def branch_job(state: EngineState, run_id: int, at_step: int, options: RunOptions) -> Iterator[Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
@@ -293,14 +293,18 @@ class DecodeSession(StepTotals):
         return self.view.symbols[i] if (i or not self.view.final_stage) else self.text[p]  # <unk> keeps the original
 
     # -- stepping ----------------------------------------------------------------------------
-    def step(self) -> DecodeStep | None:
-        """Fill the next positions (one network call); None when done."""
+    def step(self, *, cancel: Callable[[], bool] | None = None) -> DecodeStep | None:
+        """Fill the next positions (one network call); None when done.
+
+        ``cancel`` is asked between batches of windows (a step over a long document
+        runs thousands); when it returns True, ``windows.Cancelled`` is raised and
+        nothing is written, so the session can step again later."""
         if self.done:
             return None
         t0 = time.perf_counter()
         req = self.step_request()
         with self.network_context():
-            rows_t, n_win = window_logprobs(self.view.net, self._doc, req.targets, self.D)
+            rows_t, n_win = window_logprobs(self.view.net, self._doc, req.targets, self.D, cancel=cancel)
         return self.step_finish(req, rows_t, n_win, t0)
 
     def network_context(self):
