@@ -12,24 +12,14 @@ import torch
 from ardm_core.checkpoint import load_model
 from ardm_core.fileio import DataError
 from ardm_core.train import TrainConfig, TrainFinished, TrainStep, Validated, train
+from tests.core.train_helpers import tiny_cfg, write_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def corpus(tmp_path, sample_text):
-    d = tmp_path / "corpus"
-    d.mkdir()
-    (d / "train.txt").write_text(sample_text * 6, encoding="utf-8")
-    (d / "valid.txt").write_text(sample_text * 2, encoding="utf-8")
-    return d
-
-
-def tiny_cfg(corpus, out, **kw):
-    base = dict(data=[str(corpus)], out=str(out), preset="tiny", block_size=32, batch_size=4, steps=12,
-                warmup=2, eval_every=6, eval_batches=2, save_every=6, threads=1, seed=3)
-    base.update(kw)
-    return TrainConfig(**base)
+    return write_corpus(tmp_path, sample_text)
 
 
 def test_train_writes_model_and_lt_table(corpus, tmp_path):

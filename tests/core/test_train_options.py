@@ -13,22 +13,16 @@ import ardm_core.train as train_mod
 from ardm_core.checkpoint import ModelFileError, load_model, save_model
 from ardm_core.cli import main
 from ardm_core.train import TrainConfig, TrainingDiverged, TrainStep, check_train_config, max_threads, train
+from tests.core.train_helpers import tiny_cfg as shared_tiny_cfg, write_corpus
 
 
 @pytest.fixture
 def corpus(tmp_path, sample_text):
-    d = tmp_path / "corpus"
-    d.mkdir()
-    (d / "train.txt").write_text(sample_text * 6, encoding="utf-8")
-    (d / "valid.txt").write_text(sample_text * 2, encoding="utf-8")
-    return d
+    return write_corpus(tmp_path, sample_text)
 
 
 def tiny_cfg(corpus, out, **kw):
-    base = dict(data=[str(corpus)], out=str(out), preset="tiny", block_size=32, batch_size=4, steps=12,
-                warmup=2, eval_every=6, eval_batches=2, save_every=4, threads=1, seed=3)
-    base.update(kw)
-    return TrainConfig(**base)
+    return shared_tiny_cfg(corpus, out, **{"save_every": 4, **kw})
 
 
 def run_cli(capsys, *argv) -> tuple[int, str]:
