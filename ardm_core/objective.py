@@ -17,6 +17,15 @@ D * mean over those of -log p is an unbiased estimate of -log p_sigma(x) for tha
 order family. Training on a mixture of uniform and span orders therefore still
 minimises a valid bound: the negative ELBO of the same network under the
 mixed order distribution. The ELBO we report is always the uniform-order one.
+
+Focused t (``t_focus`` > 0). Infilling decodes with few positions masked (a
+16-64 character gap in a 256-character window is 6-25% masked), so its steps
+are the L_t with t near D. ``t_focus`` draws that share of each batch's t from
+the top quarter of the steps (at most 25% masked) instead of all of 1..D. The
+rows are not reweighted, so the training objective becomes a weighted sum of
+the L_t terms: it is no longer the ELBO, nor a bound on -log p(x). Each L_t
+term is still estimated without bias (the loss-by-known table stays right),
+and the reported validation ELBO is the uniform one.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ def sample_known(
     *,
     generator: torch.Generator | None = None,
     stratified: bool = True,
+    t_focus: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw t and a random order per row; return (t (B,), known (B, T) bool).
 
@@ -53,20 +63,31 @@ def sample_known(
     stratum perm(i)); each row's t is still marginally uniform on 1..D_i, so
     the estimator stays unbiased, but the batch mean is far less noisy.
     """
-    t = sample_t(lengths, generator=generator, stratified=stratified)
+    t = sample_t(lengths, generator=generator, stratified=stratified, t_focus=t_focus)
     rank = random_rank(lengths, T, generator=generator)
     known = rank < (t - 1)[:, None]
     return t, known
 
 
-def sample_t(lengths: torch.Tensor, *, generator: torch.Generator | None = None, stratified: bool = True) -> torch.Tensor:
-    """(B,) the step t of each row, uniform on 1..lengths[i] (stratified across the batch when asked)."""
+FOCUS_FROM = 0.75  # focused rows draw t from the steps with at most 25% of the window masked
+
+
+def sample_t(lengths: torch.Tensor, *, generator: torch.Generator | None = None, stratified: bool = True,
+             t_focus: float = 0.0) -> torch.Tensor:
+    """(B,) the step t of each row, uniform on 1..lengths[i] (stratified across the batch when asked).
+
+    With ``t_focus`` > 0, the first round(t_focus * B) rows draw t uniformly from
+    the top quarter of the steps instead (see the module docstring).
+    """
     B = lengths.shape[0]
     dev = lengths.device
     u = torch.rand(B, generator=generator, device=dev)
     if stratified:
         strata = torch.randperm(B, generator=generator, device=dev).to(u.dtype)
         u = (strata + u) / B
+    n_focus = round(t_focus * B)
+    if n_focus:
+        u = torch.cat([FOCUS_FROM + (1.0 - FOCUS_FROM) * u[:n_focus], u[n_focus:]])
     return (u * lengths).floor().long().clamp(max=lengths - 1) + 1  # (B,) in 1..D_i
 
 
@@ -137,6 +158,7 @@ def ardm_loss(
     span_mix: float = 0.0,  # fraction of rows that use a span order instead of a uniform one
     max_span: int = 64,
     span_order: tuple[torch.Tensor, torch.Tensor] | None = None,  # (rank, span) for every row (tests)
+    t_focus: float = 0.0,  # share of rows whose t comes from the infilling steps (not a bound; see above)
 ) -> Loss:
     B, T = ids.shape
     if lengths is None:
@@ -144,7 +166,7 @@ def ardm_loss(
     valid = torch.arange(T, device=ids.device)[None, :] < lengths[:, None]
     # 1. sample t and the order
     if known is None:
-        t, known = sample_known(lengths, T, generator=generator, stratified=stratified)
+        t, known = sample_known(lengths, T, generator=generator, stratified=stratified, t_focus=t_focus)
     assert t is not None
     # <unk> (id 0) is never predicted: such characters are scored as free context
     scored = valid & ~known & (ids != 0)

@@ -67,6 +67,7 @@ class TrainConfig:
     condition_on_known: bool = False  # network option: embed the number of known positions
     positions: str = "rope"  # network option: rope or sinusoid
     objective: str = "ardm"  # "ardm" (order-agnostic) or "ar" (single-order causal baseline, for comparison)
+    t_focus: float = 0.0  # ardm only: share of windows whose t is drawn from the infilling steps (not a bound)
     span_mix: float = 0.0  # ardm only: fraction of windows trained under span orders (contiguous infill)
     upscale: str | None = None  # depth upscaling: "default" or a stage-map JSON file (see ardm_core/stages.py)
     upscale_context: float = 0.5  # upscaling: share of windows with a fully known context set (infilling)
@@ -203,6 +204,7 @@ TRAIN_LIMITS: dict[str, tuple[type, float, float, bool, bool]] = {
     "save_every": (int, 1, 10**9, False, False),
     "seed": (int, 0, 2**32 - 1, False, False),
     "span_mix": (float, 0.0, 1.0, False, False),
+    "t_focus": (float, 0.0, 1.0, False, False),
     "upscale_context": (float, 0.0, 1.0, False, False),
     "minutes": (float, 0.0, 7 * 24 * 60, False, False),  # 0 = no time limit
 }
@@ -236,6 +238,8 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise ValueError("--upscale must be 'default' or a stage-map JSON file")
     if cfg.span_mix and cfg.objective != "ardm":
         raise ValueError("--span-mix applies to the ardm objective only")
+    if cfg.t_focus and (cfg.objective != "ardm" or cfg.upscale):
+        raise ValueError("--t-focus applies to the plain ardm objective only")
     if cfg.upscale and (cfg.objective != "ardm" or cfg.span_mix):
         raise ValueError("--upscale trains the staged ardm objective; it does not combine with --objective ar or --span-mix")
 
@@ -267,7 +271,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     loss_fn = OBJECTIVES[cfg.objective]
-    loss_opts = {"span_mix": cfg.span_mix} if cfg.span_mix else {}
+    loss_opts = {k: v for k, v in (("span_mix", cfg.span_mix), ("t_focus", cfg.t_focus)) if v}
     if not cfg.data:
         raise DataError("no training data given; pass --data FILE_OR_FOLDER (or build one with `ardm corpus build`)")
     rank, world, dev = _ddp_setup(cfg.device)

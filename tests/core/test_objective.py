@@ -194,3 +194,29 @@ def test_span_mix_rows_are_flagged_and_scored_within_their_span():
     # a span row scores at most one span's positions
     span_rows = ~out.uniform
     assert (out.step_bits[span_rows] > 0).all()
+
+
+def test_t_focus_draws_that_share_of_rows_from_the_infilling_steps():
+    from ardm_core.objective import FOCUS_FROM, sample_t
+    D, B = 256, 64
+    lengths = torch.full((B,), D)
+    g = torch.Generator().manual_seed(3)
+    ts = torch.stack([sample_t(lengths, generator=g, t_focus=0.25) for _ in range(200)])  # (200, B)
+    n_focus = round(0.25 * B)
+    focused, rest = ts[:, :n_focus], ts[:, n_focus:]
+    assert int(focused.min()) >= int(FOCUS_FROM * D) and int(focused.max()) <= D
+    # the rest stay uniform on 1..D: both ends are reached and the mean is near (D + 1) / 2
+    assert int(rest.min()) <= 8 and int(rest.max()) == D
+    assert abs(float(rest.float().mean()) - (D + 1) / 2) < 3
+    # short windows keep t within their own length
+    short = torch.tensor([10, 256, 3, 40])
+    for _ in range(50):
+        t = sample_t(short, generator=g, t_focus=1.0)
+        assert bool(((t >= 1) & (t <= short)).all())
+
+
+def test_t_focus_loss_masks_few_positions_for_focused_rows():
+    net = tiny_net(16)
+    x = torch.randint(1, 5, (40, 16), generator=torch.Generator().manual_seed(0))
+    out = ardm_loss(net, x, generator=torch.Generator().manual_seed(1), t_focus=1.0)
+    assert bool((out.t >= 12).all())  # at most a quarter of 16 positions masked
