@@ -233,15 +233,19 @@ class MaskApplier(QObject):
             fit = int(size * self.budget_s / max(t0 - start, 1e-4))
             self._chunk = max(20, min(20_000, fit, size * 3 // 2))  # grows slowly: a cheap turn can mislead
         part = self.positions[self.done:self.done + self._chunk]
+        deadline = t0 + self.budget_s  # a batch whose edits cost more than foreseen still ends on time
         if self.masked:  # later batches join the first one's undo level and add none of their own
             self.mirror.suppress = True
             try:
-                n = self.mdoc.mask(part, join=True, quiet=True, display=self._display, posmap=self._posmap)
+                n, handled = self.mdoc.mask_until(part, deadline, join=True, quiet=True, display=self._display,
+                                                  posmap=self._posmap)
             finally:
                 self.mirror.suppress = False
         else:
             with self.mirror.labelled(self.label):
-                n = self.mdoc.mask(part, quiet=True, display=self._display, posmap=self._posmap)
+                n, handled = self.mdoc.mask_until(part, deadline, quiet=True, display=self._display,
+                                                  posmap=self._posmap)
+        part = part[:handled]
         self.masked += n
         self.done += len(part)
         self._version = self.mdoc.version

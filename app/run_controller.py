@@ -52,7 +52,7 @@ def run_cost(n_text: int, masked, order: str, k: int | None, block_size: int) ->
     remaining masks (ardm_core.windows.plan_windows); a static order's step
     needs at most one window per character it fills.
     """
-    masked = np.asarray(sorted(masked), dtype=np.int64)
+    masked = np.sort(np.asarray(masked, dtype=np.int64))  # free for DocState.masked_positions(): sorted already
     n = len(masked)
     if n == 0:
         return RunCost(0, 0, 0)

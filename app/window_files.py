@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from PySide6.QtCore import QSaveFile, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
@@ -16,7 +18,9 @@ from ardm_core.fileio import DataError, read_utf8
 from ardm_core.paths import default_model_dir
 
 from . import autosave
+from .masked_document import DocState, build_state
 from .run_record import load_run, save_run
+from .worker import frozen_copy
 
 AUTOSAVE_IDLE_MS = 1500  # autosave this long after typing pauses (longer for documents slow to snapshot)
 TEXT_FILTER = "Text files (*.txt *.md);;All files (*)"
@@ -62,7 +66,7 @@ class WindowFiles:
 
     def _replaced(self) -> None:
         """The document was replaced after the user saved or discarded: the old snapshot is stale."""
-        autosave.clear_snapshot()
+        self.autosaver.clear()
         self._autosaved_version = -1
 
     # -- text files -----------------------------------------------------------------------
@@ -219,41 +223,61 @@ class WindowFiles:
             return  # write once it stops (see _runner_changed)
         self._autosave_idle.stop()
         self._autosave_max.stop()
-        self.autosave_now()
+        self.autosave_now(background=True)
 
     def _runner_changed(self) -> None:
         if not self.runner.running and self.dirty and self.mdoc.version != self._autosaved_version \
                 and not self._autosave_idle.isActive():
             self._autosave_idle.start()
 
+    def _snapshot_parts(self) -> tuple:
+        """What a snapshot needs, read on the GUI thread: the document (cheap: see MaskedDocument.capture),
+        a frozen copy of the run on screen, its view and the file. ``snapshot_from`` builds it in any thread."""
+        run = self.runner.run
+        doc = self.mdoc.cached_state() or self.mdoc.capture()
+        return (doc, frozen_copy(run, len(run.steps)) if run is not None else None,
+                self.runner.view if run is not None else 0, str(self.file_path or ""))
+
     def snapshot(self) -> autosave.Snapshot:
         """The document as the user sees it: originals, masks and fills before the run on screen, that run and its view."""
-        st = self.mdoc.state()
-        run = self.runner.run
-        in_run = set(run.masked) if run is not None else set()
-        return autosave.Snapshot(
-            text=st.original,
-            masked=sorted(set(st.masked) | in_run),
-            filled=[(i, st.display[i]) for i, _o in st.filled if i not in in_run],
-            run=run, view=self.runner.view if run is not None else 0,
-            file_path=str(self.file_path or ""),
-        )
+        return snapshot_from(*self._snapshot_parts())
 
-    def autosave_now(self, force: bool = False) -> bool:
-        """Snapshot the document, its masks, fills and run (only when it changed since the last snapshot)."""
+    def autosave_now(self, force: bool = False, background: bool = False) -> bool:
+        """Snapshot the document, its masks, fills and run (only when it changed since the last snapshot).
+
+        ``background``: build and write it in the autosave thread (the timer's saves,
+        so a large document never stalls typing); otherwise it is on disk on return.
+        """
         if not force and (self.mdoc.version == self._autosaved_version or not self.dirty):
             return False
         t0 = time.perf_counter()
-        try:
-            autosave.write_snapshot(self.snapshot())
-        except OSError as exc:
-            self.notify_status(f"Autosave failed: {exc.strerror}")
-            return False
+        parts = self._snapshot_parts()
         self._autosaved_version = self.mdoc.version
-        # a large document takes a while to snapshot: space the saves so they cost at most ~10% of the time
-        self._autosave_ms = round((time.perf_counter() - t0) * 1000)
-        self._autosave_idle.setInterval(max(AUTOSAVE_IDLE_MS, 10 * self._autosave_ms))
+        if background:
+            self._autosave_gui_s = time.perf_counter() - t0
+            self.autosaver.submit(lambda: snapshot_from(*parts))
+            return True
+        try:
+            self.autosaver.write(snapshot_from(*parts))
+        except OSError as exc:
+            self._autosaved_version = -1
+            self.notify_status(f"Autosave failed: {exc.strerror or exc}")
+            return False
+        self._autosave_took(time.perf_counter() - t0)
         return True
+
+    def _autosave_written(self, seconds: float, error: OSError | None) -> None:
+        """A background autosave ended (queued from the autosave thread)."""
+        if error is not None:
+            self._autosaved_version = -1  # try again at the next pause
+            self.notify_status(f"Autosave failed: {error.strerror or error}")
+            return
+        self._autosave_took(self._autosave_gui_s + seconds)
+
+    def _autosave_took(self, seconds: float) -> None:
+        # a large document takes a while to snapshot: space the saves so they cost at most ~10% of the time
+        self._autosave_ms = round(seconds * 1000)
+        self._autosave_idle.setInterval(max(AUTOSAVE_IDLE_MS, 10 * self._autosave_ms))
 
     def _read_recovery(self) -> autosave.Snapshot | None:
         """The snapshot of an earlier session; a malformed one is renamed aside and the user told."""
@@ -291,7 +315,7 @@ class WindowFiles:
             self._autosaved_version = -1
             self.autosave_now()
         else:
-            autosave.clear_snapshot()
+            self.autosaver.clear()
 
     def recover(self) -> bool:
         """Rebuild exactly what the snapshot holds: text, masks, earlier fills, the run at its step."""
@@ -335,3 +359,16 @@ class WindowFiles:
         if self.settings.device != old_device:
             current = self.model_info.path if self.model_info and self.model_info.path else ""
             self.load_model(current or self.settings.model_path or str(default_model_dir()))
+
+
+def snapshot_from(doc, run, view: int, file_path: str) -> autosave.Snapshot:
+    """A Snapshot from ``WindowFiles._snapshot_parts`` (pure Python: runs in the autosave thread)."""
+    st = doc if isinstance(doc, DocState) else build_state(doc)[0]
+    in_run = set(run.masked) if run is not None else set()
+    masked = st.masked_positions()  # sorted: numpy merges without one long hold of the interpreter lock
+    return autosave.Snapshot(
+        text=st.original,
+        masked=np.union1d(masked, np.fromiter(in_run, np.int64, len(in_run))).tolist() if in_run else masked.tolist(),
+        filled=[(i, st.display[i]) for i, _o in st.filled if i not in in_run],
+        run=run, view=view, file_path=file_path,
+    )

@@ -26,7 +26,7 @@ class WindowRun:
 
     def _budget(self, k: int | None, n: int | None = None) -> int | None:
         """K for the masks the document has now: a fill shown part way leaves fewer than the slider's range."""
-        n = len(self.mdoc.state().masked) if n is None else n
+        n = self.mdoc.mask_count() if n is None else n
         return min(k, n) if k and n else k
 
     def _can_compute(self) -> bool:
@@ -111,7 +111,7 @@ class WindowRun:
         """
         st = self.mdoc.state()
         options = self.run_options()
-        cost = run_cost(len(st.source), st.masked, options.order, options.steps, self.model_info.block_size)
+        cost = run_cost(len(st.source), st.masked_positions(), options.order, options.steps, self.model_info.block_size)
         if cost.window_passes <= LARGE_RUN_WINDOWS:
             return None
         spans = {"screen": self.visible_span()}
@@ -167,8 +167,7 @@ class WindowRun:
 
     def _replan(self, *_args) -> None:
         k = self.order_panel.budget()
-        st = self.mdoc.state()
-        n = len(st.masked)
+        n = self.mdoc.mask_count()
         if not k or not n or self.model_info is None:
             msg = "Mask some characters to plan a budget" if not n else "One character per step (K = masks)"
             self.order_panel.plot.set_plan(None, msg if self.model_info else "No model loaded")
@@ -176,7 +175,7 @@ class WindowRun:
         if self.model_info.loss_by_known is None:
             self.order_panel.plot.set_plan(None, "This model has no L_t table: steps are split evenly")
             return
-        self.client.plan(k, len(st.display), n)
+        self.client.plan(k, self.mdoc.length(), n)
 
     def _on_run_done(self) -> None:
         acc = self.runner.run.accuracy(self.runner.view) if self.runner.run else None

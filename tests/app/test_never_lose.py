@@ -400,3 +400,43 @@ def test_work_typed_while_the_recovery_offer_is_open_is_not_lost(make_window, qt
     assert w.editor.toPlainText() == "new work" and w.recovery is not None
     w._decline_recovery()  # No: the snapshot now holds the new work, not nothing
     assert autosave.read_snapshot().text == "new work"
+
+
+def test_the_timer_autosave_builds_and_writes_off_the_gui_thread(make_window, qtbot, monkeypatch):
+    """A 2 MB document's snapshot takes ~0.3 s to build and encode: that work must not run on the GUI thread."""
+    import threading
+
+    from app import window_files
+
+    seen = []
+    real = window_files.snapshot_from
+
+    def spy(*parts):
+        seen.append(threading.current_thread().name)
+        return real(*parts)
+
+    monkeypatch.setattr(window_files, "snapshot_from", spy)
+    w = make_window(wait_model=False, settings=Settings(autosave_seconds=60))
+    w.show()
+    qtbot.keyClicks(w.editor, "typed words")
+    w.mdoc.mask([0, 1])
+    qtbot.waitUntil(lambda: autosave.read_snapshot() is not None, timeout=5000)
+    snap = autosave.read_snapshot()
+    assert (snap.text, snap.masked) == ("typed words", [0, 1])
+    assert seen and all(name == "autosave" for name in seen)
+
+
+def test_a_failed_background_autosave_tells_the_user_and_tries_again(make_window, qtbot):
+    w = make_window(wait_model=False, settings=Settings(autosave_seconds=60))
+    w.show()
+    bad = autosave.autosave_path().parent / "blocked"
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_text("a file, not a folder")
+    w.autosaver.path = bad / "autosave.json"
+    qtbot.keyClicks(w.editor, "words")
+    qtbot.waitUntil(lambda: any("Autosave failed" in m for m in w.messages), timeout=5000)
+    assert w._autosaved_version == -1  # the next pause tries again
+    w.autosaver.path = None
+    qtbot.keyClicks(w.editor, "!")
+    qtbot.waitUntil(lambda: autosave.read_snapshot() is not None, timeout=5000)
+    assert autosave.read_snapshot().text == "words!"
