@@ -28,12 +28,10 @@ def full_read(md: MaskedDocument):
     return m.q.tolist(), m.kind.tolist(), m.orig.tolist()
 
 
-def test_mask_positions_on_2mb_are_fast_and_seeded(sample_text):
+def test_mask_positions_on_2mb_are_seeded(sample_text):
+    """(Their speed is a figure of bench/large_document.py.)"""
     text = big_text(sample_text, 2_000_000)
-    t = time.perf_counter()
     pos = masking.mask_random(text, 0.15, seed=4)
-    took = time.perf_counter() - t
-    assert took < 1.0, took  # was about 2 s in pure Python
     assert pos == sorted(set(pos)) and all(text[i] != "\n" for i in pos[:5000])
     assert len(pos) == round(0.15 * sum(c != "\n" for c in text))
     assert pos == masking.mask_random(text, 0.15, seed=4) and pos != masking.mask_random(text, 0.15, seed=5)
@@ -79,20 +77,25 @@ def test_state_index_follows_typing_undo_and_fills(qtbot, sample_text):
         assert [i for i, c in enumerate(st.display) if c == MASK_GLYPH] == list(st.masked)
 
 
-def test_state_of_2mb_with_2000_masks_is_cheap(qtbot, sample_text):
+def test_state_after_typing_in_2mb_reads_only_the_change(qtbot, sample_text, monkeypatch):
+    """(What it costs is a figure of bench/large_document.py.)"""
     doc = QTextDocument()
     md = MaskedDocument(doc)
     text = big_text(sample_text, 2_000_000)
     md.set_text(text)
     md.mask(masking.mask_random(text, 0.001, seed=1))
+    md.state()
     cur = QTextCursor(doc)
     cur.setPosition(1000)
     cur.insertText("typed")  # autosave after typing: the index reads only the change
-    t = time.perf_counter()
+    spans = []
+    real = _Marks._read
+    monkeypatch.setattr(_Marks, "_read", lambda self, d, a, b: (spans.append((a, b)), real(self, d, a, b))[1])
     st = md.state()
-    took = time.perf_counter() - t
     assert len(st.masked) > 1900 and st.original.replace("typed", "", 1) == text
-    assert took < 0.5, took  # was about 1.6 s reading every fragment
+    assert spans and sum(b - a for a, b in spans) < 1000  # not the 2,000,000 characters
+    m = md._marks
+    assert (m.q.tolist(), m.kind.tolist(), m.orig.tolist()) == full_read(md)
 
 
 def test_cancel_between_window_batches(tiny_model):
@@ -138,13 +141,10 @@ def test_advance_job_stops_inside_a_step(tiny_model, sample_text):
 
     net.forward = forward
     try:
-        t = time.perf_counter()
         events = list(jobs.advance_job(state, control, control.generation, None, token))
-        took = time.perf_counter() - t
     finally:
         del net.forward
-    assert events == [] and len(seen) == 1 and not state.session.steps
-    assert took < 5.0
+    assert events == [] and len(seen) == 1 and not state.session.steps  # one batch of windows, not the step
     # the session is intact: it steps on once asked again
     ev = list(jobs.advance_job(state, control, control.generation, 1))
     assert len(ev) == 1 and isinstance(ev[0], jobs.StepEvent)
@@ -177,19 +177,18 @@ def test_pause_reset_and_quit_stop_inside_a_long_step(make_window, qtbot, sample
     batches = slow_long_run(w, sample_text)
     w.run_fill()
     qtbot.waitUntil(lambda: len(batches) >= 2, timeout=20_000)  # the first step is part way
-    t = time.perf_counter()
     if how == "quit":
         w.close()
-        took = time.perf_counter() - t
+        at_stop = len(batches)
         assert not w.client._thread.isRunning()
     else:
         (w.pause_fill if how == "pause" else w.reset_fill)()
+        at_stop = len(batches)
         qtbot.waitUntil(lambda: not w.client.busy, timeout=5_000)
-        took = time.perf_counter() - t
         assert not w.runner.running and not w.editor.isReadOnly()
         assert w.runner.recorded == 0 and len(w.mdoc.state().masked) > 1000  # nothing half-written
-    assert took < 1.0, took  # a whole step here takes 12 x 0.15 s
-    assert len(batches) < 12
+    # the step has 12 batches of windows: at most the one under way when asked ran after it
+    assert len(batches) <= at_stop + 1 < 12
 
 
 def test_masking_2mb_in_batches_keeps_the_window_answering(make_window, qtbot, sample_text):
@@ -209,10 +208,11 @@ def test_masking_2mb_in_batches_keeps_the_window_answering(make_window, qtbot, s
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(10)
-    t = time.perf_counter()
     assert w.apply_mask_tool("random", {"fraction": 0.15, "seed": 0}) == 0
-    returned = time.perf_counter() - t
+    assert w.mdoc.mask_count() == 0  # nothing is written in the call: the positions come from a thread
     assert w.masking is not None and w.editor.isReadOnly() and not w.progress.isHidden()
+    batches = []
+    w.masking.progress.connect(lambda done, total: batches.append(done))
     qtbot.waitUntil(lambda: len(w.mdoc.state().masked) > 20_000, timeout=60_000)
     w.cancel_long_job()  # keeps what is masked
     qtbot.waitUntil(lambda: w.masking is None, timeout=5_000)
@@ -222,9 +222,8 @@ def test_masking_2mb_in_batches_keeps_the_window_answering(make_window, qtbot, s
     assert w.undo_stack.count() == 1
     w.undo_stack.undo()
     assert w.mdoc.state().masked == () and w.mdoc.state().display == text
-    assert returned < 0.5, returned  # the positions themselves: numpy
-    # a batch is about 30 ms; a loaded machine stretches it, a full freeze would be seconds
-    assert max(lags) < 0.5, max(lags)
+    # written in many short batches with the event loop turning in between (their lag: bench/gui_latency.py)
+    assert len(batches) > 5 and len(lags) > len(batches)
 
 
 def test_run_cost_counts_calls_and_windows():
@@ -287,16 +286,15 @@ def test_a_slow_mask_tool_runs_beside_the_window(make_window, qtbot, sample_text
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(10)
-    t = time.perf_counter()
     assert w.apply_mask_tool("words", {"fraction": 0.2, "seed": 0, "unit": "words"}) == 0
-    assert time.perf_counter() - t < 0.5 and w.masking is not None and w.masking.computing
+    assert w.masking is not None and w.masking.computing
     qtbot.waitUntil(lambda: w.masking is None, timeout=120_000)
     timer.stop()
     st = w.mdoc.state()
     expect = masking.mask_words(text, 0.2, 0, unit="words")
     assert list(st.masked) == expect and st.original == text and w.undo_stack.count() == 1
-    # in the GUI thread the tool alone froze the window for seconds; the bound allows for a loaded machine
-    assert len(lags) > 20 and max(lags) < 1.0, (len(lags), max(lags))
+    # in the GUI thread the tool alone froze the window for seconds: here the event loop kept turning
+    assert len(lags) > 20
     # a bad pattern over a long text is one clear message, and nothing changes
     boxes = []
     w.notify = lambda title, text, error=False, details="": boxes.append((title, text, error))

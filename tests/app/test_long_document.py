@@ -1,9 +1,11 @@
-"""A 100,000-character document: masking, a recorded run's steps and timeline jumps stay cheap."""
+"""A 100,000-character document: masking, a recorded run's steps and timeline jumps stay exact.
+
+What they cost is measured by bench/large_document.py, not asserted here.
+"""
 
 from __future__ import annotations
 
 import random
-import time
 
 from PySide6.QtGui import QColor, QTextCharFormat
 
@@ -24,27 +26,22 @@ def synthetic_run(original: str, masked: tuple[int, ...], steps: int) -> RunReco
     return RunRecord(text=original, masked=masked, steps=out)
 
 
-def test_long_document_masks_and_replays_quickly(make_window, qtbot, sample_text):
+def test_long_document_masks_and_replays(make_window, qtbot, sample_text):
     w = make_window(wait_model=False)
     text = (sample_text + "\n") * (100_000 // (len(sample_text) + 1) + 1)
     text = text[:100_000]
     w.mdoc.set_text(text)
-    t = time.perf_counter()
     w.apply_mask_tool("random", {"fraction": 0.15, "seed": 3})  # many positions: written in batches
-    qtbot.waitUntil(lambda: w.masking is None, timeout=20_000)
-    mask_s = time.perf_counter() - t
+    qtbot.waitUntil(lambda: w.masking is None, timeout=60_000)
     st = w.mdoc.state()
     assert len(st.masked) > 14_000 and st.original == text
     w.runner.load(synthetic_run(st.original, st.masked, steps=60))
-    t = time.perf_counter()
     w.runner.seek(1)
-    one_step_s = time.perf_counter() - t
+    assert w.mdoc.state().display.count(MASK_GLYPH) == len(st.masked) - len(w.runner.run.steps[0].positions)
     w.runner.seek(60)
     assert MASK_GLYPH not in w.mdoc.state().display
     w.runner.seek(0)
     assert w.mdoc.state().masked == st.masked
-    # generous bounds (a loaded CI machine); the GUI budget per step is about 16 ms on an idle laptop
-    assert mask_s < 10 and one_step_s < 1.0, (mask_s, one_step_s)
 
 
 def test_void_calls_keep_none_alive():
