@@ -53,15 +53,9 @@ THREE = re.compile(r"(?<![^\W\d_])[A-Za-z]+ [A-Za-z]+ [A-Za-z]+(?![^\W\d_])")
 
 
 def modern_test_file() -> tuple[Path | None, str]:
-    for p in (ROOT / "data" / "corpus" / "modern_test.txt", ROOT / "assets" / "corpus" / "modern_test.txt",
-              Path("/work/data/corpus/modern_test.txt")):
-        if p.exists():
-            return p, str(p)
-    for mix in ("mixA", "mixB", "mixC"):
-        p = Path("/work/data") / mix / "modern_test.txt"
-        if p.exists():
-            return p, f"{p} (the corpus/ folder has no modern split yet; every mix has the same modern_test)"
-    return None, "no modern_test.txt found"
+    """The modern-English test split: a built corpus's, else the copy in assets/corpus/."""
+    p = default_test_file("modern_test")
+    return (p, str(p)) if p.exists() else (None, "no modern_test.txt found (build the corpus: ardm corpus build)")
 
 
 def draw_cases(text: str, kind: str, n: int, rng: np.random.Generator) -> list[tuple[str, int, int]]:

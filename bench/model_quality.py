@@ -18,7 +18,13 @@ Measures
   test windows; exact bits per masked character under confidence-first and
   left-to-right orders (teacher forcing the original characters), and top-1
   accuracy (the model's most probable character at the moment each position is
-  filled, against the original).
+  filled, against the original);
+- fill quality, as a writer meets it (``--fill-cases`` per set and kind, drawn
+  as bench/fill_quality.py draws them, which has every cell): a masked word or
+  three words inside 100 characters of context, on the test and the
+  modern-English test split; exact match of the greedy fill, of greedy with
+  ``--words``, hit@5 of 16 sampled alternatives with ``--words``, and the share
+  of filled tokens that are words.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from ardm_core.checkpoint import load_model  # noqa: E402
 from ardm_core.evaluate import elbo, exact  # noqa: E402
@@ -123,6 +130,8 @@ def main() -> None:
     ap.add_argument("--ardm-same-compute", default=None,
                     help="the OA-ARDM checkpoint trained with the same steps and batch as --ar-model "
                          "(the ratio uses it; default: the evaluated model)")
+    ap.add_argument("--fill-cases", type=int, default=8,
+                    help="fill-quality cases per split and kind (a word, three words); 0 skips them")
     ap.add_argument("--max-chars", type=int, default=0, help="use only the first N test characters (quick runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -208,9 +217,43 @@ def main() -> None:
         print(f"span {L}: {row}", file=sys.stderr)
     res["infill"] = {"windows_per_span": args.infill_windows, "spans": infill, "seconds": round(time.perf_counter() - t0, 1)}
 
+    if args.fill_cases:
+        res["fill"] = fill_quality(model, {"test": text, **({"modern": modern} if "modern_elbo" in res else {})},
+                                   args.fill_cases, args.seed)
+
     print(json.dumps(res, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(markdown(res), encoding="utf-8")
+
+
+FILL_CELLS = {"greedy": "greedy", "greedy_words": "greedy --words", "sampled16_words": "16 sampled, --words: best"}
+
+
+def fill_quality(model, texts: dict[str, str], cases: int, seed: int) -> dict:
+    """The writer's figures (bench/fill_quality.py's cases and cells, a subset of the cells)."""
+    from fill_quality import draw_cases, run_case
+    from ardm_core.lexicon import WordsOptions, shipped_lexicon
+
+    lex = shipped_lexicon()
+    words_opt, words_free = WordsOptions(lex, prior_weight=1.0), WordsOptions(lex, prior_weight=0.0)
+    out: dict = {"cases_per_kind": cases, "lexicon_words": len(lex), "sets": {}}
+    t0 = time.perf_counter()
+    for name, text in texts.items():
+        for kind in ("word", "three"):
+            rng = np.random.default_rng([seed, len(kind)])
+            recs = [run_case(model, lex, words_opt, words_free, *c) for c in draw_cases(text, kind, cases, rng)]
+            row = {}
+            for key, label in FILL_CELLS.items():
+                rs = [r[key] for r in recs]
+                row[key] = {"label": label, "exact": round(float(np.mean([r["exact"] for r in rs])), 4),
+                            "lexicon_share": round(sum(r["lex_good"] for r in rs) / max(1, sum(r["lex_total"] for r in rs)), 4),
+                            "bits_per_char": round(float(np.mean([r["bpc"] for r in rs])), 4)}
+                if "hit5" in rs[0]:
+                    row[key]["hit5"] = round(float(np.mean([r["hit5"] for r in rs])), 4)
+            out["sets"].setdefault(name, {})[kind] = {"cases": len(recs), "cells": row}
+            print(f"fill {name} {kind}: {row}", file=sys.stderr)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
 
 
 def _stderr(e) -> float | None:
@@ -250,6 +293,19 @@ def markdown(r: dict) -> str:
     for L, row in r["infill"]["spans"].items():
         c, l = row["confidence"], row["l2r"]
         lines.append(f"| {L} | {c['bits_per_char']:.3f} | {l['bits_per_char']:.3f} | {c['top1_accuracy']:.1%} | {l['top1_accuracy']:.1%} |")
+    if "fill" in r:
+        f = r["fill"]
+        lines += ["", f"Fill quality (cases drawn as bench/fill_quality.py draws them, {f['cases_per_kind']} per split "
+                  "and kind, 100 characters of context a side): exact match with the original, hit@5 among 16 "
+                  "sampled alternatives, the share of filled tokens that are words, the fill's own bits per character.", "",
+                  "| split | gap | fill | exact | hit@5 | words | bits/char |", "|---|---|---|---|---|---|---|"]
+        for name, kinds in f["sets"].items():
+            for kind, k in kinds.items():
+                for cell in k["cells"].values():
+                    hit = f"{cell['hit5']:.0%}" if "hit5" in cell else ""
+                    lines.append(f"| {name} | {'a word' if kind == 'word' else 'three words'} ({k['cases']}) | "
+                                 f"{cell['label']} | {cell['exact']:.0%} | {hit} | {cell['lexicon_share']:.0%} | "
+                                 f"{cell['bits_per_char']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
