@@ -59,23 +59,25 @@ def test_a_write_now_is_never_overwritten_by_an_older_background_one(tmp_path):
 def test_a_newer_submit_replaces_one_not_yet_written(tmp_path):
     path = tmp_path / "a.json"
     built = []
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
 
     def make(text):
         def f():
+            started.set()
             gate.wait(10)
             built.append(text)
             return Snapshot(text=text, masked=[])
         return f
 
     w = AutosaveWriter(path)
-    w.submit(make("first"))  # taken by the thread, blocked in make
+    w.submit(make("first"))
+    assert started.wait(10)  # the thread is building "first"
     w.submit(make("second"))
     w.submit(make("third"))  # replaces "second" before it starts
     gate.set()
     assert w.wait(10)
     assert autosave.read_snapshot(path).text == "third"
-    assert "second" not in built
+    assert built == ["first", "third"]  # "first" was built but not written over the newer request
 
 
 def test_a_failed_write_is_reported_and_the_thread_goes_on(tmp_path):
