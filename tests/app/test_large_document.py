@@ -302,3 +302,16 @@ def test_a_slow_mask_tool_runs_beside_the_window(make_window, qtbot, sample_text
     qtbot.waitUntil(lambda: w.masking is None, timeout=10_000)
     assert boxes and boxes[0][2] and "bad regular expression" in boxes[0][1]
     assert w.mdoc.state().masked == st.masked
+
+
+def test_a_mask_batch_ends_at_its_deadline_and_says_how_far_it_got(qtbot, sample_text):
+    doc = QTextDocument()
+    md = MaskedDocument(doc)
+    text = big_text(sample_text, 5_000)
+    md.set_text(text)
+    todo = [i for i in range(0, 3_000, 3) if text[i] != "\n"]
+    n, handled = md.mask_until(todo, time.perf_counter() - 1.0)  # already past: stops at the first check
+    assert 0 < handled < len(todo) and n == handled
+    assert list(md.state().masked) == todo[:handled]
+    n2, handled2 = md.mask_until(todo[handled:], None)  # the rest, no deadline
+    assert handled2 == len(todo) - handled and list(md.state().masked) == todo
