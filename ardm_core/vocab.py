@@ -44,7 +44,14 @@ class Vocab:
     model_proto: bytes  # the serialized sentencepiece model, saved with every model
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {c: i for i, c in enumerate(self.chars) if i != UNK_ID})
+        index = {c: i for i, c in enumerate(self.chars) if i != UNK_ID}
+        object.__setattr__(self, "_index", index)
+        # id by code point, up to the largest code point in the vocabulary (a 2 MB text encodes in
+        # milliseconds, where a Python loop over its characters took a quarter of a second)
+        singles = {ord(c): i for c, i in index.items() if len(c) == 1}
+        lut = np.full(max(singles, default=-1) + 1, UNK_ID, dtype=np.int64)
+        lut[list(singles)] = list(singles.values())
+        object.__setattr__(self, "_lut", lut)
 
     # -- sizes and special ids ---------------------------------------------------
     @property
@@ -67,8 +74,12 @@ class Vocab:
     # -- encoding ----------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
         """Exactly one id per character of ``text`` (int64); unknown -> <unk>."""
-        index = self._index  # type: ignore[attr-defined]
-        return np.fromiter((index.get(c, UNK_ID) for c in text), dtype=np.int64, count=len(text))
+        lut = self._lut  # type: ignore[attr-defined]
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        ids = np.full(len(codes), UNK_ID, dtype=np.int64)
+        known = codes < len(lut)
+        ids[known] = lut[codes[known]]
+        return ids
 
     def decode(self, ids: Iterable[int], original: str | None = None) -> str:
         """Characters for ``ids``; <unk> takes the character from ``original`` if given."""

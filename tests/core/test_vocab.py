@@ -84,3 +84,16 @@ def test_whole_corpus_round_trip():
     assert len(ids) == len(text)
     assert (ids != UNK_ID).all()
     assert v.decode(ids) == text
+
+
+def test_encode_equals_the_character_by_character_lookup(vocab):
+    """The vectorised encode gives exactly what a dictionary lookup per character gives, on any text."""
+    import random
+
+    rng = random.Random(0)
+    alphabet = list(vocab.chars[1:]) + ["é", "\u2581", "\U0001f600", "\ud800", "\x00", "\u2029", "ÿ", "\uffff"]
+    for n in (0, 1, 7, 500):
+        text = "".join(rng.choice(alphabet) for _ in range(n))
+        want = [vocab._index.get(c, UNK_ID) for c in text]
+        assert vocab.encode(text).tolist() == want
+        assert vocab.encode(text).dtype.name == "int64" and len(vocab.encode(text)) == len(text)
