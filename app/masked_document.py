@@ -361,6 +361,11 @@ class MaskedDocument(QObject):
         """The DocState if one is cached for the document as it is now (free), else None."""
         return self._cache[1] if self._cache is not None and self._cache[0] == self.version else None
 
+    def masked_qt(self) -> np.ndarray:
+        """Qt positions of the masked characters, sorted (from the marks' index: no text is read)."""
+        m = self._marks_now()
+        return m.q[m.kind == MASKED].copy()
+
     def mask_count(self) -> int:
         """How many characters are masked (from the marks' index: no text is read)."""
         return int((self._marks_now().kind == MASKED).sum())

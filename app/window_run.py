@@ -9,6 +9,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import replace
 
+import numpy as np
+
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QMessageBox
 
@@ -19,8 +21,8 @@ from .run_controller import LARGE_RUN_WINDOWS, RunCost, run_cost
 class WindowRun:
     def run_options(self, n_masked: int | None = None):
         """The Order panel's options, K clamped to n_masked (default: the masks the document has now)."""
-        pm = self.mdoc.posmap()
-        explicit = tuple(pm.to_py(q) for q in self.editor.picks)
+        picks = self.editor.picks
+        explicit = tuple(self.mdoc.posmap().to_py(q) for q in picks) if picks else ()  # no picks: no text read
         options = self.order_panel.options(explicit if self.order_panel.order() == EXPLICIT else ())
         return replace(options, steps=self._budget(options.steps, n_masked))
 
@@ -108,19 +110,26 @@ class WindowRun:
         """None: fill every mask; (start, end): only those in that span; "cancel": do not run.
 
         Asks only when the run's estimated cost (network calls x windows) is large.
+        The estimate reads the mask index in Qt positions, never the whole text
+        (on 2 MB that would hold the window for tens of ms before the question
+        shows; the run itself reads it once the user has answered).
         """
-        st = self.mdoc.state()
-        options = self.run_options()
-        cost = run_cost(len(st.source), st.masked_positions(), options.order, options.steps, self.model_info.block_size)
+        qmasked = self.mdoc.masked_qt()
+        options = self.run_options(len(qmasked))
+        cost = run_cost(self.mdoc.length(), qmasked, options.order, options.steps, self.model_info.block_size)
         if cost.window_passes <= LARGE_RUN_WINDOWS:
             return None
-        spans = {"screen": self.visible_span()}
-        sel = self._selection()
-        if sel[1] > sel[0]:
-            spans["selection"] = sel
-        counts = {k: bisect.bisect_left(st.masked, b) - bisect.bisect_left(st.masked, a) for k, (a, b) in spans.items()}
-        answer = self.confirm_large_run(cost, {k: c for k, c in counts.items() if c})
-        return spans[answer] if answer in spans else (None if answer == "all" else "cancel")
+        ed, c = self.editor, self.editor.textCursor()
+        vp = ed.viewport()
+        spans = {"screen": (ed.cursorForPosition(QPoint(0, 0)).position(),
+                            ed.cursorForPosition(QPoint(vp.width() - 1, vp.height() - 1)).position() + 1)}
+        if c.selectionEnd() > c.selectionStart():
+            spans["selection"] = (c.selectionStart(), c.selectionEnd())
+        counts = {k: int(np.searchsorted(qmasked, b) - np.searchsorted(qmasked, a)) for k, (a, b) in spans.items()}
+        answer = self.confirm_large_run(cost, {k: n for k, n in counts.items() if n})
+        if answer in spans:  # the span in Python indices, as the run wants it
+            return self.visible_span() if answer == "screen" else self._selection()
+        return None if answer == "all" else "cancel"
 
     def confirm_large_run(self, cost: RunCost, counts: dict[str, int]) -> str:
         """The estimate, and the choice: "all", "screen", "selection" (masks in it: counts) or "cancel"."""
