@@ -48,12 +48,12 @@ def plan_windows(targets: np.ndarray, n_text: int, D: int) -> tuple[np.ndarray, 
         return np.zeros(1, dtype=np.int64), np.zeros(len(targets), dtype=np.int64)
     # each window holds the targets in [p, p + D) from its first target p; the next window starts at the
     # first target past that. Where each window would end is one vectorised search; only the walk along
-    # the chain is a Python loop, over plain ints (300,000 targets in a few ms)
+    # the chain is a Python loop, one step per window (300,000 targets in a few ms)
     nxt = np.searchsorted(targets, targets + D, side="left")
-    chain, heads, i, k = nxt.tolist(), [], 0, len(targets)
-    while i < k:
+    heads, i, k = [], 0, len(targets)
+    while i < k:  # one step per window, not per target: no list of all the targets is built
         heads.append(i)
-        i = chain[i]
+        i = int(nxt[i])
     first = np.asarray(heads, dtype=np.int64)
     end = nxt[first]
     p, q = targets[first], targets[end - 1]
