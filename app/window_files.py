@@ -302,10 +302,16 @@ class WindowFiles:
                           + (f" from {snap.file_path}" if snap.file_path else "") + "?",
                           QMessageBox.Yes | QMessageBox.No, self)
         box.setWindowModality(Qt.NonModal)
-        box.finished.connect(lambda r: self.recover() if r == QMessageBox.Yes else self._decline_recovery())
+        box.finished.connect(lambda r: (self.recover() if r == QMessageBox.Yes else self._decline_recovery(),
+                                        self._back_to_editor()))
         self._boxes.append(box)
         self.recovery_box = box
         self.present(box)
+
+    def _back_to_editor(self) -> None:
+        """The keyboard goes back to the text once a question is answered (the next keys typed are the user's words)."""
+        self.activateWindow()
+        self.editor.setFocus(Qt.OtherFocusReason)
 
     def _decline_recovery(self) -> None:
         if self.recovery is None:  # answered already (or the window is closing)
