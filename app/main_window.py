@@ -542,11 +542,11 @@ def run(argv: list[str] | None = None) -> int:
     w = MainWindow(model_path=args.model, file=args.file)
     app.aboutToQuit.connect(w.client.shutdown)  # also when the session ends without closing the window
     w.show()
-    freeze_startup_objects()
+    tune_interpreter_for_gui()
     return app.exec()
 
 
-def freeze_startup_objects() -> None:
+def tune_interpreter_for_gui() -> None:
     """Tune the interpreter for a window that must answer while other threads run Python.
 
     1. Take what start-up allocated (torch, numpy, Qt, the window) out of the

@@ -247,8 +247,8 @@ def main() -> None:
         w.close()
         sys.exit(2)
     w.mdoc.set_text(text)
-    from app.main_window import freeze_startup_objects
-    freeze_startup_objects()  # as the app's start does (app.main_window.run)
+    from app.main_window import tune_interpreter_for_gui
+    tune_interpreter_for_gui()  # as the app's start does (app.main_window.run)
     if args.phases:
         print(json.dumps(measure_phases(app, w, text, args), indent=2))
         w.ask_unsaved = lambda doing: "discard"

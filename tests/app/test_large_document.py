@@ -21,6 +21,23 @@ def big_text(sample: str, n: int) -> str:
     return ((sample + "\n") * (n // (len(sample) + 1) + 1))[:n]
 
 
+def ticking_timer(ms: int = 10):
+    """A timer every ``ms`` that records how late each tick came (the event loop turning); (lags, timer)."""
+    from PySide6.QtCore import QTimer
+
+    lags, due = [], [time.perf_counter() + ms / 1000]
+
+    def tick():
+        now = time.perf_counter()
+        lags.append(now - due[0])
+        due[0] = now + ms / 1000
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(ms)
+    return lags, timer
+
+
 def full_read(md: MaskedDocument):
     """The marks read afresh from every fragment (what the incremental index must equal)."""
     m = _Marks()
@@ -193,21 +210,10 @@ def test_pause_reset_and_quit_stop_inside_a_long_step(make_window, qtbot, sample
 
 def test_masking_2mb_in_batches_keeps_the_window_answering(make_window, qtbot, sample_text):
     """15% of a 2 MB document: the call returns at once, each batch is short, one undo level, Cancel keeps a part."""
-    from PySide6.QtCore import QTimer
-
     w = make_window(wait_model=False)
     text = big_text(sample_text, 2_000_000)
     w.mdoc.set_text(text)
-    lags, due = [], [time.perf_counter() + 0.01]
-
-    def tick():
-        now = time.perf_counter()
-        lags.append(now - due[0])
-        due[0] = now + 0.01
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(10)
+    lags, timer = ticking_timer()
     assert w.apply_mask_tool("random", {"fraction": 0.15, "seed": 0}) == 0
     assert w.mdoc.mask_count() == 0  # nothing is written in the call: the positions come from a thread
     assert w.masking is not None and w.editor.isReadOnly() and not w.progress.isHidden()
@@ -271,21 +277,10 @@ def test_a_long_run_asks_first_and_can_fill_only_the_masks_on_screen(make_window
 
 def test_a_slow_mask_tool_runs_beside_the_window(make_window, qtbot, sample_text):
     """Whole words over 1 MB take seconds of Python: the tool runs in a thread, the event loop answers."""
-    from PySide6.QtCore import QTimer
-
     w = make_window(wait_model=False)
     text = big_text(sample_text, 1_000_000)
     w.mdoc.set_text(text)
-    lags, due = [], [time.perf_counter() + 0.01]
-
-    def tick():
-        now = time.perf_counter()
-        lags.append(now - due[0])
-        due[0] = now + 0.01
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(10)
+    lags, timer = ticking_timer()
     assert w.apply_mask_tool("words", {"fraction": 0.2, "seed": 0, "unit": "words"}) == 0
     assert w.masking is not None and w.masking.computing
     qtbot.waitUntil(lambda: w.masking is None, timeout=120_000)
