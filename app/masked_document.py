@@ -357,6 +357,13 @@ class MaskedDocument(QObject):
         m = self._marks_now()
         return RawState(self.version, self._plain(), m.q.copy(), m.kind.copy(), m.orig.copy())
 
+    def adopt(self, raw: RawState, st: DocState, pm: PosMap) -> bool:
+        """Cache a state built (``build_state``) from this document's ``capture()``, if nothing changed since."""
+        if raw.version != self.version:
+            return False
+        self._cache, self._posmap = (raw.version, st), (raw.version, pm)
+        return True
+
     def cached_state(self) -> DocState | None:
         """The DocState if one is cached for the document as it is now (free), else None."""
         return self._cache[1] if self._cache is not None and self._cache[0] == self.version else None

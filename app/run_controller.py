@@ -14,6 +14,7 @@ A run recorded earlier (a run file) replays the same way without the model.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from ardm_core.windows import plan_windows
 
 from .highlighter import RunHighlighter
 from .jobs import RunFinished, RunStarted, StepEvent
-from .masked_document import MASK_GLYPH, MaskedDocument, PosMap
+from .masked_document import MASK_GLYPH, MaskedDocument, PosMap, RawState, build_state
 from .run_record import RunOptions, RunRecord, StepRecord
 from .undo import UndoMirror
 from .worker import EngineClient, JobFinished
@@ -33,6 +34,7 @@ from .worker import EngineClient, JobFinished
 
 FILL_JOBS = ("start", "advance", "branch", "rebuild")  # the worker jobs that compute a fill's steps
 LARGE_RUN_WINDOWS = 5_000  # window passes above which Run shows the estimate and asks first
+STAGED_START_CHARS = 200_000  # a run on a longer document reads it and builds its state in separate turns
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class RunController(QObject):
         self.view = 0  # recorded steps shown in the document
         self.computing = False  # the worker is computing steps for us
         self.replaying = False  # a timer is stepping through recorded steps
+        self._preparing: tuple[RawState, Callable[[], None]] | None = None  # see prepare()
         self.live = False  # the worker holds a session for this run (False for a run read from a file)
         self._base = 0  # the first step the worker's session computed itself (> 0: rebuilt from recorded steps)
         self._ids = itertools.count(1)
@@ -105,7 +108,12 @@ class RunController(QObject):
     # -- state --------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.computing or self.replaying
+        return self.computing or self.replaying or self._preparing is not None
+
+    @property
+    def preparing(self) -> bool:
+        """A run is being set up (prepare()): the document is read, its state not built yet."""
+        return self._preparing is not None
 
     @property
     def recorded(self) -> int:
@@ -133,6 +141,53 @@ class RunController(QObject):
             return None
 
     # -- starting -----------------------------------------------------------------------
+    def prepare(self, then: Callable[[], None]) -> bool:
+        """Have the document's state ready, then call ``then`` (which starts the run); False: ``then`` ran now.
+
+        On a long document without a cached state, reading the text (Qt's
+        ``toPlainText``, about 30 ms for 2 MB) and building the run's strings
+        (about as long again) would be one long event-loop turn on top of the
+        start itself. They take a turn each instead; meanwhile ``running`` is
+        True (Run is disabled and the editor read-only), and Pause, Reset or
+        any edit of the text drops the start.
+        """
+        if self.mdoc.cached_state() is not None or self.mdoc.length() < STAGED_START_CHARS:
+            then()
+            return False
+        self._preparing = (self.mdoc.capture(), then)
+        self.changed.emit()
+        QTimer.singleShot(0, self._prepare_build)
+        return True
+
+    def _prepare_build(self) -> None:
+        if self._preparing is None:
+            return
+        raw = self._preparing[0]
+        if raw.version != self.mdoc.version:
+            self._drop_prepare("The text changed while the run was being set up: press Run again")
+            return
+        self.mdoc.adopt(raw, *build_state(raw))
+        QTimer.singleShot(0, self._prepare_start)
+
+    def _prepare_start(self) -> None:
+        if self._preparing is None:
+            return
+        raw, then = self._preparing
+        self._preparing = None
+        if self.mdoc.cached_state() is None:  # changed since the build
+            self.message.emit("The text changed while the run was being set up: press Run again")
+            self.changed.emit()
+            return
+        then()
+        self.changed.emit()
+
+    def _drop_prepare(self, why: str | None = None) -> None:
+        if self._preparing is not None:
+            self._preparing = None
+            if why:
+                self.message.emit(why)
+            self.changed.emit()
+
     def start(self, options: RunOptions, n_steps: int | None = None, only: tuple[int, int] | None = None) -> bool:
         """A new run over the document's current masks; computes n_steps (None: all) steps.
 
@@ -189,6 +244,7 @@ class RunController(QObject):
 
     def detach(self) -> None:
         """Forget the run's view (the document keeps what it shows)."""
+        self._drop_prepare()
         if self.computing:
             self.client.pause()
         self._replay.stop()
@@ -356,6 +412,7 @@ class RunController(QObject):
         self.seek(self.view + 1)
 
     def pause(self) -> None:
+        self._drop_prepare()
         self._replay.stop()
         self.replaying = False
         if self.computing:
@@ -364,6 +421,7 @@ class RunController(QObject):
 
     def cancel(self) -> None:
         """Stop at once and keep what was filled (Reset also puts the masks back)."""
+        self._drop_prepare()
         self._replay.stop()
         self.replaying = False
         if self.computing:

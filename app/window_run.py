@@ -90,12 +90,16 @@ class WindowRun:
                 return
             if r.attached and r.view:
                 r.seek(0)  # a new run fills the same masks as the one on screen
-            st = self.mdoc.state()
-            n = None if only is None else bisect.bisect_left(st.masked, only[1]) - bisect.bisect_left(st.masked, only[0])
-            options = self.run_options(n)
-            if r.start(options, n_steps=n_steps, only=only):
-                self._set_picks([])  # the badges give way to the run's colours
+            r.prepare(lambda: self._start(n_steps, only))
         self._update_controls()
+
+    def _start(self, n_steps: int | None, only: tuple[int, int] | None) -> None:
+        """A new run (RunController.prepare calls it once the document's state is ready)."""
+        st = self.mdoc.state()
+        n = None if only is None else bisect.bisect_left(st.masked, only[1]) - bisect.bisect_left(st.masked, only[0])
+        options = self.run_options(n)
+        if self.runner.start(options, n_steps=n_steps, only=only):
+            self._set_picks([])  # the badges give way to the run's colours
 
     def visible_span(self) -> tuple[int, int]:
         """Python indices of the text the editor shows now."""
@@ -134,7 +138,7 @@ class WindowRun:
     def confirm_large_run(self, cost: RunCost, counts: dict[str, int]) -> str:
         """The estimate, and the choice: "all", "screen", "selection" (masks in it: counts) or "cancel"."""
         box = QMessageBox(QMessageBox.Question, "A long run",
-                          f"Filling all {len(self.mdoc.state().masked):,} masks takes {cost.calls:,} network calls "
+                          f"Filling all {self.mdoc.mask_count():,} masks takes {cost.calls:,} network calls "
                           f"over up to {cost.windows_per_call:,} windows of {self.model_info.block_size} characters "
                           f"each: up to {cost.window_passes:,} window passes, which can take a long time "
                           "(Pause and Reset stop it at any point).", QMessageBox.NoButton, self)

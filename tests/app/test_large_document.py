@@ -310,3 +310,58 @@ def test_a_mask_batch_ends_at_its_deadline_and_says_how_far_it_got(qtbot, sample
     assert list(md.state().masked) == todo[:handled]
     n2, handled2 = md.mask_until(todo[handled:], None)  # the rest, no deadline
     assert handled2 == len(todo) - handled and list(md.state().masked) == todo
+
+
+def _staged(make_window, sample_text, monkeypatch):
+    """A window on a document over the staged-start length (lowered for the test), with masks and no cached state."""
+    from app import run_controller
+
+    monkeypatch.setattr(run_controller, "STAGED_START_CHARS", 1_000)
+    w = make_window()
+    text = big_text(sample_text, 3_000)
+    w.mdoc.set_text(text)
+    w.mdoc.mask(range(0, 200, 3))
+    w.order_panel.set_options(RunOptions(order="l2r"))
+    cur = w.editor.textCursor()
+    cur.setPosition(len(text))
+    cur.insertText(".")  # a new version: nothing cached
+    assert w.mdoc.cached_state() is None
+    return w
+
+
+def test_a_run_on_a_long_document_reads_it_and_builds_its_state_in_separate_turns(make_window, qtbot, sample_text,
+                                                                                  monkeypatch):
+    w = _staged(make_window, sample_text, monkeypatch)
+    w.run_fill()
+    # the first turn only read the text: no state built, nothing sent to the worker, but Run is taken
+    assert w.runner.preparing and w.runner.running and w.mdoc.cached_state() is None
+    assert w.runner.run is None and "start" not in w.client.pending_kinds()
+    assert w.editor.isReadOnly() and not w.playback.run_btn.isEnabled()
+    w.run_fill()  # a second press while it is set up starts nothing more
+    qtbot.waitUntil(lambda: w.runner.run is not None, timeout=5_000)
+    masked = tuple(w.mdoc.masked_qt().tolist())  # (no characters outside the BMP: Qt positions are indices)
+    assert not w.runner.preparing and w.runner.run.masked == masked and len(masked) > 60
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
+    assert w.runner.run.done and w.runner.recorded == len(masked)
+
+
+@pytest.mark.parametrize("how", ["reset", "pause", "edit"])
+def test_a_run_being_set_up_is_dropped_by_reset_pause_or_an_edit(make_window, qtbot, sample_text, monkeypatch, how):
+    w = _staged(make_window, sample_text, monkeypatch)
+    messages = []
+    w.runner.message.connect(messages.append)
+    n = w.mdoc.mask_count()
+    w.run_fill()
+    assert w.runner.preparing
+    if how == "edit":  # not from the keyboard (the editor is read-only), but any change of the text counts
+        cur = w.editor.textCursor()
+        cur.setPosition(5)
+        cur.insertText("x")
+    else:
+        (w.reset_fill if how == "reset" else w.pause_fill)()
+        assert not w.runner.preparing and not w.runner.running and not w.editor.isReadOnly()
+    qtbot.wait(100)  # the turns the start would have taken
+    assert w.runner.run is None and not w.runner.running and not w.editor.isReadOnly()
+    assert "start" not in w.client.pending_kinds() and not w.client.busy
+    assert (how == "edit") == any("press Run again" in m for m in messages)
+    assert w.mdoc.mask_count() == n  # the masks are as they were
