@@ -30,7 +30,7 @@ from .train_dialog import TrainController
 from .highlighter import RunHighlighter
 from .jobs import CompareRow, ExportDone, ModelFailed, ModelInfo, Progress, RunStarted, SchedulePlan
 from .mask_tools import BACKGROUND_CHARS, SYNC_LIMIT, MaskApplier, MaskToolsPanel, positions_for
-from .masked_document import MaskedDocument, PosMap
+from .masked_document import MaskedDocument, PosMap, build_state
 from .order_panel import EXPLICIT, OrderPanel
 from .playback_bar import PlaybackBar
 from .run_controller import FILL_JOBS, RunController
@@ -217,7 +217,7 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self._autosave_idle.timeout.connect(self._autosave_due)
         self._autosave_max.timeout.connect(self._autosave_due)
         self.mdoc.doc.contentsChange.connect(self._edited)
-        self.runner.changed.connect(self._runner_changed)
+        self.runner.changed.connect(self._autosave_pending)
 
     def _apply_settings(self) -> None:
         s = self.settings
@@ -417,8 +417,14 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self.show_progress("", 0, 0)
         self.notify_status(f"Masked {n} characters" if n else "Nothing new to mask there")
         self._update_controls()
+        self._autosave_pending()
 
     def apply_mask_tool(self, tool: str, params: dict) -> int:
+        if not params.get("selection_only") and self.mdoc.cached_state() is None \
+                and self.mdoc.length() > BACKGROUND_CHARS:  # the text is built beside the positions, in their thread
+            raw = self.mdoc.capture()
+            return self._mask((), f"Mask ({tool})", compute=lambda: positions_for(
+                tool, build_state(raw)[0].source, params, 0, len(raw.display)))
         text = self.mdoc.state().source
         a, b = self._selection() if params.get("selection_only") else (0, len(text))
         if b - a > BACKGROUND_CHARS:  # a long text: the tool runs in a thread, the window stays live

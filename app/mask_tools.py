@@ -257,7 +257,7 @@ class MaskApplier(QObject):
         if self.done >= len(self.positions):
             self._finish()
         else:
-            QTimer.singleShot(0, self._step)
+            QTimer.singleShot(1, self._step)
 
     def _finish(self) -> None:
         self.active = False

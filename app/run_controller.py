@@ -14,6 +14,7 @@ A run recorded earlier (a run file) replays the same way without the model.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,6 +72,7 @@ class RunController(QObject):
     changed = Signal()  # view, recorded steps or running state changed
     message = Signal(str)  # something for the status bar
     run_done = Signal()  # the view reached the last step of a complete run
+    _built = Signal(object)  # (RawState, (DocState, PosMap) or an exception) from prepare()'s thread
 
     FLUSH_MS = 16  # apply queued steps at most once per frame
 
@@ -102,6 +104,7 @@ class RunController(QObject):
         self._replay = QTimer(self)
         self._replay.timeout.connect(self._replay_tick)
         client.event.connect(self._on_event)
+        self._built.connect(self._prepared)
         client.finished.connect(self._on_finished)
         mdoc.doc.contentsChange.connect(self._on_contents_change)
 
@@ -144,40 +147,47 @@ class RunController(QObject):
     def prepare(self, then: Callable[[], None]) -> bool:
         """Have the document's state ready, then call ``then`` (which starts the run); False: ``then`` ran now.
 
-        On a long document without a cached state, reading the text (Qt's
-        ``toPlainText``, about 30 ms for 2 MB) and building the run's strings
-        (about as long again) would be one long event-loop turn on top of the
-        start itself. They take a turn each instead; meanwhile ``running`` is
-        True (Run is disabled and the editor read-only), and Pause, Reset or
-        any edit of the text drops the start.
+        On a long document without a cached state, building the run's strings
+        and position lists (about 40 ms for 2 MB with 300,000 masks, more when
+        the machine is busy) would hold the window on top of reading the text
+        and the start itself. Only the read (``MaskedDocument.capture``) is
+        done here; the build runs in a thread and the run starts from the event
+        loop once it is back. Meanwhile ``running`` is True (Run is disabled,
+        the editor read-only), and Pause, Reset or any change of the text drops
+        the start.
         """
         if self.mdoc.cached_state() is not None or self.mdoc.length() < STAGED_START_CHARS:
             then()
             return False
-        self._preparing = (self.mdoc.capture(), then)
+        raw = self.mdoc.capture()
+        self._preparing = (raw, then)
         self.changed.emit()
-        QTimer.singleShot(0, self._prepare_build)
+
+        def build() -> None:  # no Qt here: build_state is numpy and Python
+            try:
+                out = (raw, build_state(raw))
+            except Exception as exc:  # noqa: BLE001 - reported in the status bar, the run not started
+                out = (raw, exc)
+            try:
+                self._built.emit(out)
+            except RuntimeError:  # the window has gone meanwhile
+                pass
+
+        threading.Thread(target=build, name="run-state", daemon=True).start()
         return True
 
-    def _prepare_build(self) -> None:
-        if self._preparing is None:
+    def _prepared(self, out) -> None:
+        raw, built = out
+        if self._preparing is None or self._preparing[0] is not raw:
+            return  # dropped meanwhile (Pause, Reset, another document)
+        then = self._preparing[1]
+        if isinstance(built, Exception):
+            self._drop_prepare(f"The run could not be set up: {built}")
             return
-        raw = self._preparing[0]
-        if raw.version != self.mdoc.version:
+        if not self.mdoc.adopt(raw, *built):
             self._drop_prepare("The text changed while the run was being set up: press Run again")
             return
-        self.mdoc.adopt(raw, *build_state(raw))
-        QTimer.singleShot(0, self._prepare_start)
-
-    def _prepare_start(self) -> None:
-        if self._preparing is None:
-            return
-        raw, then = self._preparing
         self._preparing = None
-        if self.mdoc.cached_state() is None:  # changed since the build
-            self.message.emit("The text changed while the run was being set up: press Run again")
-            self.changed.emit()
-            return
         then()
         self.changed.emit()
 

@@ -219,15 +219,19 @@ class WindowFiles:
             self._autosave_max.start(max(self.settings.autosave_seconds * 1000, 20 * self._autosave_ms))
 
     def _autosave_due(self) -> None:
-        if self.runner.running:  # the run's steps change the document many times a second:
-            return  # write once it stops (see _runner_changed)
+        # A run's steps change the document many times a second, and a large masking is written in
+        # batches for seconds: write once they stop (_autosave_pending). Neither can change the text
+        # the user typed (the editor is read-only meanwhile), so the snapshot on disk holds all of it.
+        if self.runner.running or self.masking is not None:
+            return
         self._autosave_idle.stop()
         self._autosave_max.stop()
         self.autosave_now(background=True)
 
-    def _runner_changed(self) -> None:
-        if not self.runner.running and self.dirty and self.mdoc.version != self._autosaved_version \
-                and not self._autosave_idle.isActive():
+    def _autosave_pending(self) -> None:
+        """A run or a masking has stopped: autosave soon if the document changed since the last snapshot."""
+        if not self.runner.running and self.masking is None and self.dirty \
+                and self.mdoc.version != self._autosaved_version and not self._autosave_idle.isActive():
             self._autosave_idle.start()
 
     def _snapshot_parts(self) -> tuple:

@@ -329,16 +329,24 @@ def _staged(make_window, sample_text, monkeypatch):
     return w
 
 
-def test_a_run_on_a_long_document_reads_it_and_builds_its_state_in_separate_turns(make_window, qtbot, sample_text,
-                                                                                  monkeypatch):
+def test_a_run_on_a_long_document_builds_its_state_off_the_gui_thread(make_window, qtbot, sample_text, monkeypatch):
+    import threading
+
+    from app import run_controller
+
     w = _staged(make_window, sample_text, monkeypatch)
+    threads = []
+    real = run_controller.build_state
+    monkeypatch.setattr(run_controller, "build_state",
+                        lambda raw: (threads.append(threading.current_thread().name), real(raw))[1])
     w.run_fill()
-    # the first turn only read the text: no state built, nothing sent to the worker, but Run is taken
+    # Run's turn only read the text: no state adopted, nothing sent to the worker, but Run is taken
     assert w.runner.preparing and w.runner.running and w.mdoc.cached_state() is None
     assert w.runner.run is None and "start" not in w.client.pending_kinds()
     assert w.editor.isReadOnly() and not w.playback.run_btn.isEnabled()
     w.run_fill()  # a second press while it is set up starts nothing more
     qtbot.waitUntil(lambda: w.runner.run is not None, timeout=5_000)
+    assert threads == ["run-state"]
     masked = tuple(w.mdoc.masked_qt().tolist())  # (no characters outside the BMP: Qt positions are indices)
     assert not w.runner.preparing and w.runner.run.masked == masked and len(masked) > 60
     qtbot.waitUntil(lambda: not w.runner.running, timeout=60_000)
@@ -365,3 +373,28 @@ def test_a_run_being_set_up_is_dropped_by_reset_pause_or_an_edit(make_window, qt
     assert "start" not in w.client.pending_kinds() and not w.client.busy
     assert (how == "edit") == any("press Run again" in m for m in messages)
     assert w.mdoc.mask_count() == n  # the masks are as they were
+
+
+def test_a_mask_tool_on_a_long_document_builds_the_text_beside_its_positions(make_window, qtbot, sample_text,
+                                                                            monkeypatch):
+    """Only the read of the document is on the GUI thread; the strings are built in the tool's thread."""
+    import threading
+
+    from app import main_window
+
+    monkeypatch.setattr(main_window, "BACKGROUND_CHARS", 1_000)
+    threads = []
+    real = main_window.build_state
+    monkeypatch.setattr(main_window, "build_state",
+                        lambda raw: (threads.append(threading.current_thread().name), real(raw))[1])
+    w = make_window(wait_model=False)
+    text = big_text(sample_text, 5_000)
+    w.mdoc.set_text(text)
+    w.mdoc.mask([3])  # the tool sees the text behind earlier masks too
+    assert w.mdoc.cached_state() is None
+    assert w.apply_mask_tool("nth", {"n": 10, "offset": 0}) == 0
+    qtbot.waitUntil(lambda: w.masking is None, timeout=10_000)
+    assert threads == ["mask-positions"]
+    st = w.mdoc.state()
+    assert set(st.masked) == {3} | set(masking.mask_every_nth(text, 10, offset=0))
+    assert st.source == text

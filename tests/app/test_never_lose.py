@@ -440,3 +440,28 @@ def test_a_failed_background_autosave_tells_the_user_and_tries_again(make_window
     qtbot.keyClicks(w.editor, "!")
     qtbot.waitUntil(lambda: autosave.read_snapshot() is not None, timeout=5000)
     assert autosave.read_snapshot().text == "words!"
+
+
+def test_a_large_masking_is_autosaved_once_it_is_written(make_window, qtbot):
+    """A masking written in batches for seconds is not snapshotted half way (each snapshot reads the whole
+    document on the GUI thread); the typed text is already on disk, and the masks follow when it ends."""
+    w = make_window(wait_model=False, settings=Settings(autosave_seconds=60))
+    w.show()
+    qtbot.keyClicks(w.editor, "typed words")
+    qtbot.waitUntil(lambda: autosave.read_snapshot() is not None, timeout=5000)
+    text = "typed words " + "abcdefghij " * 1000
+    cur = w.editor.textCursor()
+    cur.movePosition(cur.MoveOperation.End)
+    cur.insertText(text[len("typed words"):])
+    w.autosave_now(force=True)
+    written = []
+    real = w.autosave_now
+    w.autosave_now = lambda *a, **k: (written.append(w.masking is not None), real(*a, **k))[1]
+    w.apply_mask_tool("random", {"fraction": 0.5, "seed": 0})
+    assert w.masking is not None  # over SYNC_LIMIT positions: batches
+    w._autosave_due()  # the timers fire during the masking: nothing is written then
+    assert written == []
+    qtbot.waitUntil(lambda: w.masking is None, timeout=30_000)
+    qtbot.waitUntil(lambda: len(autosave.read_snapshot().masked) > 3000, timeout=5000)
+    assert written and not any(written)  # written after the masking, never during it
+    assert autosave.read_snapshot().text == w.mdoc.state().original
