@@ -99,54 +99,91 @@ def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     return torch.stack((r1, r2), dim=-1).flatten(-2)
 
 
-def _rope_qk(qk: torch.Tensor, n_head: int, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``_apply_rope`` on q and k at once, as one complex product: qk (B, T, 2C) -> q, k (B, H, T, hd).
+def _rope_heads(x: torch.Tensor, n: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of n heads side by side, as one complex product: x (B, T, n*hd) -> (B, T, n, hd).
 
     Each (even, odd) pair is the complex number even + i*odd and turns by
     multiplication with cos + i*sin: the same four products and two sums as
     ``_apply_rope``, so fp32 and fp64 results are bit-identical, in one
-    kernel instead of ten and without a concatenation. Reduced-precision
-    inputs turn in fp32 (there is no bfloat16 complex type).
+    kernel instead of ten and without a concatenation. ``cos``/``sin`` are
+    (T, hd/2), or (B, T, hd/2) when each row has its own positions.
+    Reduced-precision inputs turn in fp32 (there is no bfloat16 complex type).
     """
-    B, T, C2 = qk.shape
-    hd = C2 // (2 * n_head)
+    B, T, Cn = x.shape
+    hd = Cn // n
     if torch.compiler.is_compiling():  # the compiler fuses the real form into one kernel; it has no complex kernels
-        x = qk.unflatten(-1, (2 * n_head, hd // 2, 2))
-        x1, x2, c, s = x[..., 0], x[..., 1], cos[:, None, :], sin[:, None, :]
-        r = torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).flatten(-2)
-        return r[:, :, :n_head].transpose(1, 2), r[:, :, n_head:].transpose(1, 2)
-    dtype = qk.dtype
+        y = x.unflatten(-1, (n, hd // 2, 2))
+        x1, x2, c, s = y[..., 0], y[..., 1], cos.unsqueeze(-2), sin.unsqueeze(-2)
+        return torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).flatten(-2)
+    dtype = x.dtype
     if dtype not in (torch.float32, torch.float64):
-        qk = qk.float()
-    z = torch.view_as_complex(qk.unflatten(-1, (2 * n_head, hd // 2, 2)))  # (B, T, 2H, hd/2), a view
-    turn = torch.complex(cos.to(qk.dtype), sin.to(qk.dtype))[:, None, :]  # (T, 1, hd/2)
-    r = torch.view_as_real(z * turn).flatten(-2).to(dtype)  # (B, T, 2H, hd), contiguous
+        x = x.float()
+    z = torch.view_as_complex(x.unflatten(-1, (n, hd // 2, 2)))  # (B, T, n, hd/2), a view
+    turn = torch.complex(cos.to(x.dtype), sin.to(x.dtype)).unsqueeze(-2)  # (T, 1, hd/2) or (B, T, 1, hd/2)
+    return torch.view_as_real(z * turn).flatten(-2).to(dtype)  # (B, T, n, hd), contiguous
+
+
+def _rope_qk(qk: torch.Tensor, n_head: int, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_rope_heads`` on q and k at once: qk (B, T, 2C) -> q, k (B, H, T, hd)."""
+    r = _rope_heads(qk, 2 * n_head, cos, sin)
     return r[:, :, :n_head].transpose(1, 2), r[:, :, n_head:].transpose(1, 2)
 
 
-def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)``; under bfloat16 autocast in inference, with a bf16 copy of the weight made once.
+def _pack_bf16(w: torch.Tensor) -> torch.Tensor | None:
+    """A bf16 weight (N, K) in oneDNN's own blocked layout, or None where oneDNN cannot (not a CPU tensor,
+    a build without it). Packing once saves the reorder every call would do: on an AMX CPU here a bf16
+    forward of the small model spends 4.0 ms in its products instead of 6.0 (bench/decode.py)."""
+    if w.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), 256)
+        probe = torch.ones(1, w.shape[1], dtype=torch.bfloat16)
+        if not torch.equal(torch.ops.mkldnn._linear_pointwise(probe, packed, None, "none", [], ""), F.linear(probe, w)):
+            return None  # not the same numbers as the plain product: never use it
+        return packed
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return None
+
+
+def _linear(layer: nn.Linear, x: torch.Tensor, part: slice | None = None) -> torch.Tensor:
+    """``layer(x)`` (only the outputs ``part`` of it, if given); under bfloat16 autocast in inference,
+    with a bf16 copy of the weight made once.
 
     Autocast casts an fp32 weight to bf16 on every call (3.2M parameters per
     forward of the small model: 12-17% of a bf16 step here). The copy is
-    exactly that cast, kept until the weight changes, so results are
-    bit-identical to plain autocast. It is a plain attribute: not a
-    parameter, not in the state dict. Gradients, fp32 and hooked layers take
-    the ordinary path.
+    exactly that cast, kept until the weight changes, and on a CPU it is kept
+    packed in oneDNN's layout (``_pack_bf16``); results are bit-identical to
+    plain autocast (tests/core/test_fused_forward.py). It is a plain
+    attribute: not a parameter, not in the state dict. Gradients, fp32,
+    compiled and hooked layers take the ordinary path.
     """
     dev = x.device.type
     w = layer.weight
     if (torch.is_grad_enabled() or not torch.is_autocast_enabled(dev) or torch.get_autocast_dtype(dev) != torch.bfloat16
-            or w.dtype != torch.float32 or layer._forward_hooks or layer._forward_pre_hooks
-            or nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks):
-        return layer(x)
+            or w.dtype != torch.float32 or torch.compiler.is_compiling() or layer._forward_hooks
+            or layer._forward_pre_hooks or nn.modules.module._global_forward_hooks
+            or nn.modules.module._global_forward_pre_hooks):
+        if part is None:
+            return layer(x)
+        return F.linear(x, w[part], None if layer.bias is None else layer.bias[part])
     key = (w.data_ptr(), w._version, w.device)
-    cached = layer.__dict__.get("_bf16_weights")
-    if cached is None or cached[0] != key:
+    cache = layer.__dict__.setdefault("_bf16_weights", {})
+    at = None if part is None else (part.start, part.stop)
+    ent = cache.get(at)
+    if ent is None or ent[0] != key:
+        wb = (w if part is None else w[part]).detach().to(torch.bfloat16)
         b = layer.bias
-        cached = (key, w.detach().to(torch.bfloat16), None if b is None else b.detach().to(torch.bfloat16))
-        layer.__dict__["_bf16_weights"] = cached
-    return F.linear(x, cached[1], cached[2])
+        bb = None if b is None else (b if part is None else b[part]).detach().to(torch.bfloat16)
+        packed = _pack_bf16(wb)
+        ent = cache[at] = (key, wb if packed is None else None, bb, packed)
+    if ent[3] is not None:
+        return torch.ops.mkldnn._linear_pointwise(x.to(torch.bfloat16).contiguous(), ent[3], ent[2], "none", [], "")
+    return F.linear(x, ent[1], ent[2])
+
+
+def _gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """x (B, T, ...) at the positions rows (B, R) of each row: (B, R, ...)."""
+    return x[torch.arange(x.shape[0], device=x.device)[:, None], rows]
 
 
 class Attention(nn.Module):
@@ -174,6 +211,25 @@ class Attention(nn.Module):
         )  # (B, H, T, hd), laid out as (B, T, H, hd): the reshape below copies nothing
         return _linear(self.proj, y.transpose(1, 2).reshape(B, T, C))
 
+    def forward_rows(self, x, rope, attn_mask, rows):
+        """``forward(...)`` at the positions ``rows`` (B, R) only: (B, R, C). Keys and values come from every
+        position; queries, the attention output and the projection only from the rows asked."""
+        B, T, C = x.shape
+        H = self.n_head
+        R = rows.shape[1]
+        kv = _linear(self.qkv, x, slice(C, 3 * C))  # (B, T, 2C): k, v
+        q = _linear(self.qkv, _gather_rows(x, rows), slice(0, C))  # (B, R, C)
+        if self.rope:
+            cos, sin = rope
+            k = _rope_heads(kv[..., :C], H, cos, sin).transpose(1, 2)  # (B, H, T, hd)
+            q = _rope_heads(q, H, cos[rows], sin[rows]).transpose(1, 2)  # (B, H, R, hd), each at its own position
+        else:
+            k = kv[..., :C].unflatten(-1, (H, C // H)).transpose(1, 2)
+            q = q.unflatten(-1, (H, C // H)).transpose(1, 2)
+        v = kv[..., C:].unflatten(-1, (H, C // H)).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, R, hd)
+        return _linear(self.proj, y.transpose(1, 2).reshape(B, R, C))
+
 
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -191,9 +247,17 @@ class Block(nn.Module):
         x = x + self.drop(_linear(down, act(_linear(up, self.ln2(x)))))
         return x
 
+    def forward_rows(self, x, rope, attn_mask, rows):
+        """``forward(...)`` at the positions ``rows`` (B, R) only (inference): (B, R, C)."""
+        xr = _gather_rows(x, rows) + self.attn.forward_rows(self.ln1(x), rope, attn_mask, rows)
+        up, act, down = self.mlp
+        return xr + _linear(down, act(_linear(up, self.ln2(xr))))
+
 
 class ARDMTransformer(nn.Module):
     """f(x_masked) -> log-probabilities over characters at every position."""
+
+    takes_rows = True  # forward(..., rows=) computes the last block at those positions only
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -238,21 +302,30 @@ class ARDMTransformer(nn.Module):
         lengths: torch.Tensor | None = None,  # (B,) valid length per row; None = all T
         stage: torch.Tensor | None = None,  # (B,) stage index for upscaling models
         raw: bool = False,  # return ``logits`` (all outputs, unnormalised) instead
+        rows: torch.Tensor | None = None,  # (B, R) positions whose outputs are wanted; None = all T
     ) -> torch.Tensor:
-        """Log-probabilities (B, T, V) with <unk> (id 0) excluded: it gets -inf.
+        """Log-probabilities (B, T, V) with <unk> (id 0) excluded: it gets -inf; (B, R, V) with ``rows``.
 
         Upscaling models (``n_class_tokens`` > 0) are read through
         ``ardm_core.upscale``, which restricts ``logits`` to one stage's symbols.
         """
         if raw:
-            return self.logits(ids, lengths, stage)
-        logits = self.logits(ids, lengths, stage)[..., : self.cfg.vocab_size]
+            return self.logits(ids, lengths, stage, rows)
+        logits = self.logits(ids, lengths, stage, rows)[..., : self.cfg.vocab_size]
         logits[..., 0] = float("-inf")  # never predict <unk>
         return F.log_softmax(logits, dim=-1)
 
     def logits(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
-               stage: torch.Tensor | None = None) -> torch.Tensor:
-        """Raw output scores (B, T, vocab_size + n_class_tokens), at least fp32."""
+               stage: torch.Tensor | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw output scores (B, T, vocab_size + n_class_tokens), at least fp32.
+
+        ``rows`` (B, R): the scores at those positions only, (B, R, ...). Every
+        position still feeds the keys and values of every layer, but the last
+        block computes queries, attention output, projection and MLP, and the
+        head its scores, only at the rows asked: a decode step that fills one
+        character of a 256-character window skips about a fifth of the work.
+        Equal to ``logits(...)`` at those rows up to float rounding.
+        """
         B, T = ids.shape
         x = self.tok(ids)  # (B, T, C)
         if self.cfg.positions == "sinusoid":
@@ -272,9 +345,16 @@ class ARDMTransformer(nn.Module):
         if lengths is not None:
             # padding keys are invisible: (B, 1, 1, T) boolean, True = attend
             attn_mask = (torch.arange(T, device=ids.device)[None, :] < lengths[:, None])[:, None, None, :]
-        for block in self.blocks:
-            x = block(x, rope, attn_mask)
-        logits = _linear(self.head, self.ln_f(x))  # (B, T, V + classes)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            if i == last and rows is not None:
+                if self.cfg.causal:  # a causal mask is laid out for queries at every position: compute all, pick
+                    x = _gather_rows(block(x, rope, attn_mask), rows)
+                else:
+                    x = block.forward_rows(x, rope, attn_mask, rows)
+            else:
+                x = block(x, rope, attn_mask)
+        logits = _linear(self.head, self.ln_f(x))  # (B, T or R, V + classes)
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()  # softmax in at least fp32
         return logits

@@ -62,6 +62,35 @@ def plan_windows(targets: np.ndarray, n_text: int, D: int) -> tuple[np.ndarray, 
     return starts.astype(np.int64), owner
 
 
+ROWS_SHARE = 0.75  # ask the network for the target rows only while a window needs at most this share of its rows
+
+
+def picked_logprobs(net, batch: torch.Tensor, win: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
+    """``net(batch)[win, off]``: log-probabilities (k, V) at k (window, offset) pairs of ``batch`` (w, W).
+
+    When every window needs at most ``ROWS_SHARE`` of its rows, the network is
+    asked for those rows only (``ARDMTransformer.forward(rows=)``: the last
+    block and the head run at them alone; 18-20% less time for a step that
+    fills one character of a 256-character window, bench/decode.py). Equal
+    to the full forward at those rows up to float rounding. A network that
+    takes no ``rows`` (an upscaling stage's view) runs whole.
+    """
+    w, W = batch.shape
+    if not getattr(net, "takes_rows", False) or len(win) == 0:
+        return net(batch)[win, off]
+    counts = torch.bincount(win, minlength=w)
+    R = int(counts.max())
+    if R > ROWS_SHARE * W:
+        return net(batch)[win, off]
+    order = torch.argsort(win, stable=True)
+    first = torch.cumsum(counts, 0) - counts  # where each window's targets start in ``order``
+    rank = torch.empty_like(win)
+    rank[order] = torch.arange(len(win), device=win.device) - first[win[order]]  # index within its window
+    rows = torch.zeros(w, R, dtype=torch.long, device=batch.device)  # padding rows (offset 0) are computed, unread
+    rows[win, rank] = off
+    return net(batch, rows=rows)[win, rank]
+
+
 @torch.inference_mode()
 def window_logprobs(net, doc: torch.Tensor, targets: np.ndarray, D: int, *, max_batch: int = 32,
                     cancel: Callable[[], bool] | None = None) -> tuple[torch.Tensor, int]:
@@ -77,8 +106,8 @@ def window_logprobs(net, doc: torch.Tensor, targets: np.ndarray, D: int, *, max_
     if cancel is not None and cancel():
         raise Cancelled
     if N <= D:
-        logp = net(doc[None, :])[0]  # (N, V)
-        return logp[torch.as_tensor(targets, device=dev)], 1
+        tg = torch.as_tensor(targets, device=dev)
+        return picked_logprobs(net, doc[None, :], torch.zeros_like(tg), tg), 1
     order = np.argsort(targets, kind="stable")
     srt = targets[order]
     starts, owner = plan_windows(srt, N, D)
@@ -92,10 +121,8 @@ def window_logprobs(net, doc: torch.Tensor, targets: np.ndarray, D: int, *, max_
             raise Cancelled
         sl = slice(b, b + max_batch)
         batch = doc[starts_t[sl, None] + offs[None, :]]  # (w, D)
-        logp = net(batch)  # (w, D, V)
         sel = (owner_t >= b) & (owner_t < b + len(starts_t[sl]))
-        w = owner_t[sel] - b
-        rows[sel] = logp[w, tgt_sorted[sel] - starts_t[owner_t[sel]]]
+        rows[sel] = picked_logprobs(net, batch, owner_t[sel] - b, tgt_sorted[sel] - starts_t[owner_t[sel]])
     out = torch.empty_like(rows)
     out[torch.as_tensor(order, device=dev)] = rows
     return out, len(starts)
@@ -123,14 +150,20 @@ def window_logprobs_many(net, docs: list[torch.Tensor], targets: list[np.ndarray
         batch.extend((doc, int(s0)) for s0 in starts)
         picks.append((base + owner, tg[order] - starts[owner], order))
     offs = torch.arange(W, device=dev)
-    chunks = []
+    win = torch.as_tensor(np.concatenate([row for row, _, _ in picks]), device=dev)  # every target's window...
+    off = torch.as_tensor(np.concatenate([o for _, o, _ in picks]), device=dev)  # ...and its offset in it
+    got = None
     for b in range(0, len(batch), max_batch):
         rows = torch.stack([doc[s0 + offs] for doc, s0 in batch[b:b + max_batch]])  # (w, W)
-        chunks.append(net(rows))  # (w, W, V)
-    logp = torch.cat(chunks)  # (all windows, W, V)
-    out = []
-    for row, off, order in picks:
-        r = logp[torch.as_tensor(row, device=dev), torch.as_tensor(off, device=dev)]
+        sel = (win >= b) & (win < b + len(rows))
+        part = picked_logprobs(net, rows, win[sel] - b, off[sel])
+        if got is None:
+            got = part.new_empty(len(win), part.shape[-1])
+        got[sel] = part
+    out, at = [], 0
+    for row, _, order in picks:
+        r = got[at:at + len(row)]
+        at += len(row)
         res = torch.empty_like(r)
         res[torch.as_tensor(order, device=dev)] = r
         out.append(res)

@@ -22,7 +22,11 @@ Prints one JSON object:
   run (square products of 256 to 2048, best of several), and the ``floor_ms``
   of one forward on 1 x D (its FLOPs / peak). Every step and forward time
   comes with ``of_floor`` = floor / time: 1.0 runs at the matmul peak, the
-  target is >= 0.75 in fp32 on 1 x 256;
+  target is >= 0.75 on 1 x 256 (``meets_target_fp32``, and ``app_step``: the
+  step at the precision ``--precision auto`` picks here, as the app runs it).
+  A step reads the rows it fills: an l2r step computes the last block at one
+  position only (``ardm_core.windows.picked_logprobs``), so it can run below
+  the full-forward floor;
 - ``precision``: what ``--precision auto`` picks here and the measured bf16
   speedup behind it;
 - ``batching``: ms per call and GFLOP/s for batches of 1, 4, 16 windows x
@@ -105,15 +109,17 @@ def engine_overhead(model, text: str) -> dict:
 
 
 @torch.inference_mode()
-def forward_ms(model, repeats: int) -> float:
+def forward_ms(model, repeats: int, precision: str = "fp32") -> float:
+    """Median ms of one whole forward pass on 1 x D (every row's output), fp32 or bf16 as the engine runs it."""
     D = model.config.block_size
     x = torch.full((1, D), model.net.mask_id, dtype=torch.long, device=model.device)
-    model.net(x)
-    t = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    with torch.inference_mode(), torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         model.net(x)
-        t.append((time.perf_counter() - t0) * 1000)
+        t = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.net(x)
+            t.append((time.perf_counter() - t0) * 1000)
     return round(statistics.median(t), 2)
 
 
@@ -305,18 +311,23 @@ def main() -> None:
         load.start()
         out["forward_ms"] = forward_ms(model, n_steps)
         out["forward_of_floor"] = round(floor_ms / out["forward_ms"], 2)
+        out["forward_ms_bf16"] = forward_ms(model, n_steps, "bf16")
+        out["forward_bf16_of_floor"] = round(floor_ms / out["forward_ms_bf16"], 2)
         for name, prec in (("step_ms", "fp32"), ("step_ms_bf16", "bf16")):
             out[name] = {o: step_latency(model, text, o, n_steps, prec) for o in ("l2r", "confidence")}
             for r in out[name].values():
                 r["of_floor"] = round(floor_ms / r["median_ms"], 2)
         out["engine_overhead_ms"] = engine_overhead(model, text)  # per step, network stubbed out
         out["target_of_floor"] = 0.75
-        out["meets_target"] = out["step_ms"]["l2r"]["of_floor"] >= 0.75
         busy["steps"] = load.stop()
         # what `--precision auto` picks here, and the measurement behind it (cached in the user's cache folder)
         auto = resolve_precision("auto", model.net)
         out["precision"] = {"choices": list(PRECISIONS), "auto": auto, "native_bf16": native_bf16(),
                             "bf16_speedup": round(bf16_speedup(model.net), 2) if native_bf16() else None}
+        # the step in fp32, and the step the app takes here (at the precision `auto` picks)
+        out["meets_target_fp32"] = out["step_ms"]["l2r"]["of_floor"] >= 0.75
+        app_step = out["step_ms_bf16" if auto == "bf16" else "step_ms"]["l2r"]
+        out["app_step"] = {"precision": auto, **app_step, "meets_target": app_step["of_floor"] >= 0.75}
 
     # 2. batch x window length
     if "batching" in sections:

@@ -218,6 +218,20 @@ def test_bf16_with_cached_weights_is_exactly_plain_autocast():
         again = net.logits(ids)
     assert torch.equal(again, _plain_autocast_logits(net, ids))
     assert not torch.equal(again, got)
+    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        packed = [e[3] for m in net.modules() if isinstance(m, torch.nn.Linear)
+                  for e in m.__dict__.get("_bf16_weights", {}).values()]
+        assert packed and all(p is not None for p in packed)  # the path checked above is oneDNN's packed one
+
+
+def test_bf16_rows_only_equal_plain_autocast_at_those_rows():
+    net = _tiny()
+    ids = _ids(net, 2, 48)
+    rows = _some_rows(2, 48, 6)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = net.logits(ids, rows=rows)
+    ref = _plain_autocast_logits(net, ids)[torch.arange(2)[:, None], rows]
+    assert (got - ref).abs().max().item() <= 0.05 * max(1.0, ref.abs().max().item())  # bf16 rounding, not more
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -231,3 +245,55 @@ def test_fused_rotary_is_bit_identical_to_the_written_out_one(dtype):
     q, k = _rope_qk(qk, H, cos, sin)
     q0, k0 = (qk[..., i * H * hd : (i + 1) * H * hd].unflatten(-1, (H, hd)).transpose(1, 2) for i in (0, 1))
     assert torch.equal(q, _apply_rope(q0, cos, sin)) and torch.equal(k, _apply_rope(k0, cos, sin))
+
+
+# -- the outputs at some rows only (a decode step reads the positions it fills) ------------------------------
+def _some_rows(B: int, T: int, R: int, seed: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.stack([torch.randperm(T, generator=g)[:R] for _ in range(B)])
+    rows[0, -1] = rows[0, 0]  # a row asked twice (the padding of window_logprobs repeats offsets)
+    return rows
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_rows_only_match_the_reference_at_those_rows(kind):
+    net = _tiny(**KINDS[kind])
+    stage = torch.tensor([0, 2, 1]) if net.cfg.n_stage > 1 else None
+    for T, R in ((48, 5), (17, 17), (1, 1)):
+        ids = _ids(net, 3, T)
+        rows = _some_rows(3, T, R)
+        with torch.inference_mode():
+            got = net.logits(ids, stage=stage, rows=rows)
+        ref = reference_logits(net, ids, stage=stage)[torch.arange(3)[:, None], rows]
+        assert got.shape == ref.shape and (got - ref).abs().max().item() <= TOL
+
+
+def test_rows_only_with_padding_and_in_float64():
+    net = _tiny()
+    ids = _ids(net, 3, 48)
+    lengths = torch.tensor([48, 30, 5])
+    rows = torch.tensor([[0, 47, 20], [29, 1, 2], [4, 0, 0]])  # inside each row's length
+    with torch.inference_mode():
+        got = net.logits(ids, lengths, rows=rows)
+    ref = reference_logits(net, ids, lengths)[torch.arange(3)[:, None], rows]
+    assert (got - ref).abs().max().item() <= TOL
+    net64 = net.double()
+    with torch.inference_mode():
+        got = net64.logits(ids, rows=rows)
+    assert (got - reference_logits(net64, ids)[torch.arange(3)[:, None], rows]).abs().max().item() <= 1e-12
+
+
+@pytest.mark.skipif(not default_model_dir().exists(), reason="the shipped model is not present")
+def test_shipped_model_rows_only_match_the_full_forward():
+    """The rows path against the model's own full forward (fp32: same tolerance as the reference test)."""
+    model = load_model(default_model_dir(), "cpu")
+    net = model.net.eval()
+    D = model.config.block_size
+    ids = _ids(net, 2, D, seed=D)
+    rows = _some_rows(2, D, 40)
+    with torch.inference_mode():
+        full = net.logits(ids)[torch.arange(2)[:, None], rows]
+        got = net.logits(ids, rows=rows)
+        lp_full, lp = net(ids)[torch.arange(2)[:, None], rows], net(ids, rows=rows)
+    assert (got - full).abs().max().item() <= TOL * max(1.0, full.abs().max().item())
+    assert (lp[..., 1:].exp() - lp_full[..., 1:].exp()).abs().max().item() <= TOL

@@ -72,3 +72,37 @@ def test_scattered_masks_in_a_20000_character_document(tiny_model, long_text, or
     assert s.network_calls == len(s.steps) == (steps or len(masked))
     if steps is not None:  # budget steps fill scattered positions: several windows, still one call each
         assert max(st.windows for st in s.steps) > 1
+
+
+def test_picked_rows_equal_the_full_forward_on_every_path(tiny_model, long_text, monkeypatch):
+    """Few rows per window: the network computes its last block at them only; many rows, or a network
+    without ``rows``: the whole forward. All three give the full forward's values at the pairs asked."""
+    from ardm_core import windows
+    from ardm_core.windows import picked_logprobs, window_logprobs_many
+
+    net = tiny_model.net
+    ids = torch.as_tensor(tiny_model.vocab.encode(long_text[:D * 3])).view(3, D)
+    calls = []
+    real = type(net).forward
+    monkeypatch.setattr(type(net), "forward", lambda self, *a, **k: (calls.append("rows" in k), real(self, *a, **k))[1])
+    with torch.inference_mode():
+        full = real(net, ids)
+        for win, off in (([2, 0, 0, 2], [63, 5, 0, 1]), ([1] * 60, list(range(60)))):
+            win, off = torch.tensor(win), torch.tensor(off)
+            assert torch.allclose(picked_logprobs(net, ids, win, off), full[win, off], atol=1e-5)
+        assert calls == [True, False]  # 2 of 64 rows: rows only; 60 of 64: the whole forward
+
+        class Plain(torch.nn.Module):  # a view of the network that takes no rows (an upscaling stage's)
+            cfg = net.cfg
+
+            def forward(self, x):
+                return net(x)
+
+        got = picked_logprobs(Plain(), ids, torch.tensor([0, 1]), torch.tensor([3, 4]))
+        assert torch.allclose(got, full[[0, 1], [3, 4]], atol=1e-5)
+    docs = [torch.as_tensor(tiny_model.vocab.encode(long_text[i:i + 2000])) for i in (0, 500)]
+    targets = [np.array([1999, 3, 900]), np.array([10, 11, 1500])]
+    many, n = window_logprobs_many(net, docs, targets, D, max_batch=2)
+    assert n == 5
+    for doc, tg, got in zip(docs, targets, many):
+        assert torch.allclose(got, window_logprobs(net, doc, tg, D)[0], atol=1e-5)
