@@ -211,3 +211,37 @@ def test_resume_refuses_a_bad_state_json(corpus, tmp_path, change, words):
     (run / "state.json").write_text(json.dumps(info))
     with pytest.raises(ModelFileError, match=words):
         list(train(tiny_cfg(corpus, run, steps=8)))
+
+
+# -- bf16 training where the hardware has it ---------------------------------------------------------------
+def test_bf16_training_follows_the_hardware(monkeypatch, corpus, tmp_path, capsys):
+    from ardm_core import device
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "native_bf16", lambda info=None: False)
+    assert not isinstance(train_mod.training_autocast("auto", cpu), torch.autocast)  # fp32 on a CPU without units
+    with pytest.raises(ValueError, match="no bfloat16 units"):
+        train_mod.training_autocast("bf16", cpu)
+    code, err = run_cli(capsys, "train", "--data", str(corpus), "--out", str(tmp_path / "r"), "--preset", "tiny",
+                        "--steps", "2", "--precision", "bf16")
+    assert code == 2 and "no bfloat16 units" in err and not (tmp_path / "r" / "model").exists()
+    monkeypatch.setattr(device, "native_bf16", lambda info=None: True)
+    for p in ("auto", "bf16"):
+        ctx = train_mod.training_autocast(p, cpu)
+        assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
+    assert not isinstance(train_mod.training_autocast("fp32", cpu), torch.autocast)
+
+
+def test_a_bf16_training_run_saves_an_fp32_model_that_learns(monkeypatch, corpus, tmp_path):
+    from ardm_core import device
+
+    monkeypatch.setattr(device, "native_bf16", lambda info=None: True)  # autocast runs anywhere, only slower
+    seen = []
+    real = train_mod.training_autocast
+    monkeypatch.setattr(train_mod, "training_autocast", lambda p, d: (seen.append(p), real(p, d))[1])
+    steps = [ev for ev in train(tiny_cfg(corpus, tmp_path / "r", precision="bf16", steps=24, lr=3e-3))
+             if isinstance(ev, TrainStep)]
+    assert seen and set(seen) == {"bf16"}
+    assert all(torch.isfinite(torch.tensor(ev.bpc)) for ev in steps) and steps[-1].bpc < steps[0].bpc
+    m = load_model(tmp_path / "r" / "model")
+    assert all(p.dtype == torch.float32 for p in m.net.parameters())
