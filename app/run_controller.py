@@ -35,7 +35,7 @@ from .worker import EngineClient, JobFinished
 
 FILL_JOBS = ("start", "advance", "branch", "rebuild")  # the worker jobs that compute a fill's steps
 LARGE_RUN_WINDOWS = 5_000  # window passes above which Run shows the estimate and asks first
-STAGED_START_CHARS = 200_000  # a run on a longer document reads it and builds its state in separate turns
+STAGED_START_CHARS = 200_000  # a run on a longer document builds its state in a thread (prepare())
 
 
 @dataclass(frozen=True)
