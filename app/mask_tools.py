@@ -7,7 +7,6 @@ never freezes the window.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import masking
+from .background import beside
 from .masked_document import PosMap
 
 TOOLS = (("random", "Random fraction"), ("nth", "Every n-th character"), ("regex", "Regular expression"),
@@ -178,19 +178,9 @@ class MaskApplier(QObject):
         self.active = True
         if self._compute is not None:
             self._computed.connect(self._got)
-            version, compute = self.mdoc.version, self._compute
-
-            def work() -> None:
-                try:
-                    out = (version, self._sorted(compute()))
-                except ValueError as exc:
-                    out = (version, exc)
-                try:
-                    self._computed.emit(out)
-                except RuntimeError:  # the window has gone meanwhile
-                    pass
-
-            threading.Thread(target=work, name="mask-positions", daemon=True).start()
+            compute = self._compute
+            beside("mask-positions", lambda: self._sorted(compute()), self._computed, self.mdoc.version,
+                   catch=(ValueError,))  # a bad pattern: said in the panel
             return
         self._begin()
 

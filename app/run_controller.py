@@ -14,7 +14,6 @@ A run recorded earlier (a run file) replays the same way without the model.
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ardm_core.orders import ORDERS
 from ardm_core.windows import plan_windows
 
+from .background import beside
 from .highlighter import RunHighlighter
 from .jobs import RunFinished, RunStarted, StepEvent
 from .masked_document import MASK_GLYPH, MaskedDocument, PosMap, RawState, build_state
@@ -162,18 +162,7 @@ class RunController(QObject):
         raw = self.mdoc.capture()
         self._preparing = (raw, then)
         self.changed.emit()
-
-        def build() -> None:  # no Qt here: build_state is numpy and Python
-            try:
-                out = (raw, build_state(raw))
-            except Exception as exc:  # noqa: BLE001 - reported in the status bar, the run not started
-                out = (raw, exc)
-            try:
-                self._built.emit(out)
-            except RuntimeError:  # the window has gone meanwhile
-                pass
-
-        threading.Thread(target=build, name="run-state", daemon=True).start()
+        beside("run-state", lambda: build_state(raw), self._built, raw)  # an error: said, the run not started
         return True
 
     def _prepared(self, out) -> None:
