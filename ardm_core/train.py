@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -31,7 +31,7 @@ from .data import WindowSampler, load_splits
 from .device import describe_device, resolve_device
 from .fileio import DataError
 from .config_check import MAX_BLOCK_SIZE, check_int, check_model_config, check_number, window_bytes
-from .model import POSITIONS, PRESETS, ARDMTransformer, ModelConfig, preset_config
+from .model import POSITIONS, PRESETS, ARDMTransformer, ModelConfig, forward_flops, preset_config
 from .objective import LN2, ar_loss, ardm_loss
 from .stages import load_stage_map
 from .upscale import StageTables, upscale_loss, upscale_network
@@ -41,26 +41,32 @@ OBJECTIVES = {"ardm": ardm_loss, "ar": ar_loss}
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
-def training_autocast(precision: str, dev: torch.device):
-    """The autocast context of a training step for ``precision`` on ``dev`` (weights, optimiser, EMA stay fp32).
+def training_precision(precision: str, dev: torch.device, mcfg: ModelConfig | None = None) -> str:
+    """What a training step runs in for ``precision`` on ``dev``: "fp32" or "bf16" (bfloat16 autocast;
+    weights, optimiser and EMA stay fp32).
 
-    bf16 runs where the hardware computes it: a CUDA device that supports it, or
-    a CPU with bfloat16 units (AMX or AVX-512 BF16 flags; there a step of the
-    small model on 16 x 256 took 0.52 s against 0.87 s in fp32). "auto" is bf16
-    exactly there and fp32 elsewhere; "bf16" asked of other hardware is an
-    error, since it would run several times slower than fp32.
+    bf16 runs where the hardware computes it: a CUDA device that supports it,
+    or a CPU with bfloat16 units (AMX or AVX-512 BF16 flags). There a step of
+    the small model on 16 x 256 took 0.52 s against 0.87 s in fp32, and at
+    equal time bf16 trained to the lower validation ELBO
+    (bench/results/ab_precision.md). "auto" (the default) is bf16 exactly
+    there, for models of at least ``device.AUTO_MIN_FLOPS`` per window (the
+    tiny preset stays fp32: its steps are all overhead); "bf16" asked of
+    other hardware is an error, since it would run several times slower.
     """
-    from .device import native_bf16
+    from .device import AUTO_MIN_FLOPS, native_bf16
 
     if precision == "fp32":
-        return contextlib.nullcontext()
+        return "fp32"
     has = (dev.type == "cuda" and torch.cuda.is_bf16_supported()) or (dev.type == "cpu" and native_bf16())
-    if not has:
-        if precision == "bf16":
+    if precision == "bf16":
+        if not has:
             raise ValueError(f"--precision bf16: this {dev.type.upper()} has no bfloat16 units, so bf16 would "
                              "train several times slower than fp32; use --precision fp32 (or auto)")
-        return contextlib.nullcontext()
-    return torch.autocast(dev.type, dtype=torch.bfloat16)
+        return "bf16"
+    if not has or (mcfg is not None and forward_flops(mcfg, 1, mcfg.block_size) < AUTO_MIN_FLOPS):
+        return "fp32"
+    return "bf16"
 
 
 @dataclass
@@ -94,7 +100,7 @@ class TrainConfig:
     upscale: str | None = None  # depth upscaling: "default" or a stage-map JSON file (see ardm_core/stages.py)
     upscale_context: float = 0.5  # upscaling: share of windows with a fully known context set (infilling)
     minutes: float = 0.0  # stop (finished, saved) after this many minutes of training; the cosine then follows time (0 = steps only)
-    precision: str = "fp32"  # fp32; bf16: autocast the forward (weights, optimiser, EMA fp32); auto: bf16 where the hardware has it
+    precision: str = "auto"  # fp32; bf16: autocast the forward (weights, optimiser, EMA fp32); auto: bf16 where it pays (training_precision)
 
 
 # -- events --------------------------------------------------------------------------
@@ -107,6 +113,7 @@ class TrainStarted:
     world_size: int
     train_chars: int
     vocab_size: int
+    precision: str = "fp32"  # what the steps run in: fp32, or bf16 autocast
 
 
 @dataclass
@@ -297,7 +304,7 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
     if not cfg.data:
         raise DataError("no training data given; pass --data FILE_OR_FOLDER (or build one with `ardm corpus build`)")
     rank, world, dev = _ddp_setup(cfg.device)
-    training_autocast(cfg.precision, dev)  # bf16 asked of hardware without it: said before anything is written
+    training_precision(cfg.precision, dev)  # bf16 asked of hardware without it: said before anything is written
     out = Path(cfg.out)
     model_dir = out / "model"
     if rank == 0:
@@ -395,7 +402,9 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
         model.mask_id = net.mask_id  # type: ignore[attr-defined]
 
-    yield TrainStarted(net.num_params(), describe_device(dev), start_step, cfg.steps, world, len(train_ids), vocab.size)
+    cfg = replace(cfg, precision=training_precision(cfg.precision, dev, mcfg))  # recorded as run: fp32 or bf16
+    yield TrainStarted(net.num_params(), describe_device(dev), start_step, cfg.steps, world, len(train_ids), vocab.size,
+                       cfg.precision)
 
     def meta(step: int, seconds: float) -> dict:
         return {"name": out.name, "trained_steps": step, "characters_seen": step * cfg.batch_size * cfg.block_size * world,
@@ -443,7 +452,8 @@ def train(cfg: TrainConfig, stop: threading.Event | None = None) -> Iterator[Tra
     step = start_step
     interrupted = False
     net.train()
-    autocast = training_autocast(cfg.precision, dev)
+    autocast = (torch.autocast(dev.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                else contextlib.nullcontext())
     while step < cfg.steps:
         if stop.is_set():
             interrupted = True

@@ -44,7 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init", default=str(REPO / "assets" / "models" / "default"),
                    help="start from this model folder ('none': fresh weights of --preset)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: bf16 autocast on CUDA, fp32 elsewhere")
+                   help="auto: bf16 autocast where the hardware has bfloat16 units (CUDA, a CPU with AMX or "
+                        "AVX-512 BF16) and the model is large enough to gain, fp32 elsewhere")
     p.add_argument("--batch-size", type=int, default=0, help="windows per step (0: 256 on CUDA, 16 on CPU)")
     p.add_argument("--lr", type=float, default=0.0, help="peak learning rate (0: 1e-3 fresh, 5e-4 from --init)")
     p.add_argument("--steps", type=int, default=10_000_000, help="step cap (the time budget normally ends the run first)")
@@ -82,14 +83,16 @@ def main(argv=None) -> int:
         batch_size=args.batch_size or (256 if cuda else 16), lr=args.lr or (5e-4 if init else 1e-3),
         warmup=200 if cuda else 10, min_lr_ratio=0.1, eval_every=500 if cuda else 50, eval_batches=8,
         save_every=500 if cuda else 50, seed=args.seed, device=args.device, threads=args.threads, init=init,
-        precision=("bf16" if cuda else "fp32") if args.precision == "auto" else args.precision)
+        precision=args.precision)
     t0 = time.time()
     last = 0.0
     finished = None
+    ran_in = cfg.precision
     for ev in train(cfg):
         if isinstance(ev, TrainStarted):
             print(f"{ev.params:,} parameters on {ev.device}; {ev.train_chars:,} training characters; "
-                  f"batch {cfg.batch_size} x {cfg.block_size}; {cfg.precision}; {cfg.minutes:g} minutes", flush=True)
+                  f"batch {cfg.batch_size} x {cfg.block_size}; {ev.precision}; {cfg.minutes:g} minutes", flush=True)
+            ran_in = ev.precision
         elif isinstance(ev, TrainStep) and time.time() - last > 30:
             last = time.time()
             print(f"step {ev.step}  bpc {ev.bpc:.3f}  lr {ev.lr:.2e}  {ev.chars_per_s:,.0f} char/s", flush=True)
@@ -101,7 +104,7 @@ def main(argv=None) -> int:
     model = load_model(finished.model_dir, "cuda" if cuda else "cpu")
     result = {"steps": finished.step, "train_seconds": round(finished.seconds, 1), "wall_seconds": round(time.time() - t0, 1),
               "characters_seen": finished.step * cfg.batch_size * cfg.block_size, "config": {
-                  k: getattr(cfg, k) for k in ("preset", "batch_size", "lr", "minutes", "precision", "init", "seed")},
+                  k: getattr(cfg, k) for k in ("preset", "batch_size", "lr", "minutes", "init", "seed")} | {"precision": ran_in},
               "eval": {}}
     for split in ("test", "modern_test", "valid"):
         f = data / f"{split}.txt"

@@ -216,32 +216,39 @@ def test_resume_refuses_a_bad_state_json(corpus, tmp_path, change, words):
 # -- bf16 training where the hardware has it ---------------------------------------------------------------
 def test_bf16_training_follows_the_hardware(monkeypatch, corpus, tmp_path, capsys):
     from ardm_core import device
+    from ardm_core.model import preset_config
 
     cpu = torch.device("cpu")
+    small, tiny = preset_config("small", vocab_size=90), preset_config("tiny", vocab_size=90)
     monkeypatch.setattr(device, "native_bf16", lambda info=None: False)
-    assert not isinstance(train_mod.training_autocast("auto", cpu), torch.autocast)  # fp32 on a CPU without units
+    assert train_mod.training_precision("auto", cpu, small) == "fp32"  # a CPU without bfloat16 units
     with pytest.raises(ValueError, match="no bfloat16 units"):
-        train_mod.training_autocast("bf16", cpu)
+        train_mod.training_precision("bf16", cpu)
     code, err = run_cli(capsys, "train", "--data", str(corpus), "--out", str(tmp_path / "r"), "--preset", "tiny",
                         "--steps", "2", "--precision", "bf16")
     assert code == 2 and "no bfloat16 units" in err and not (tmp_path / "r" / "model").exists()
     monkeypatch.setattr(device, "native_bf16", lambda info=None: True)
-    for p in ("auto", "bf16"):
-        ctx = train_mod.training_autocast(p, cpu)
-        assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
-    assert not isinstance(train_mod.training_autocast("fp32", cpu), torch.autocast)
+    assert train_mod.training_precision("auto", cpu, small) == "bf16"
+    assert train_mod.training_precision("auto", cpu, tiny) == "fp32"  # too small to gain: all overhead
+    assert train_mod.training_precision("bf16", cpu, tiny) == "bf16"  # asked for: it stands
+    assert train_mod.training_precision("fp32", cpu, small) == "fp32"
+    assert TrainConfig(data=["x"], out="y").precision == "auto"
 
 
 def test_a_bf16_training_run_saves_an_fp32_model_that_learns(monkeypatch, corpus, tmp_path):
     from ardm_core import device
 
     monkeypatch.setattr(device, "native_bf16", lambda info=None: True)  # autocast runs anywhere, only slower
-    seen = []
-    real = train_mod.training_autocast
-    monkeypatch.setattr(train_mod, "training_autocast", lambda p, d: (seen.append(p), real(p, d))[1])
-    steps = [ev for ev in train(tiny_cfg(corpus, tmp_path / "r", precision="bf16", steps=24, lr=3e-3))
-             if isinstance(ev, TrainStep)]
-    assert seen and set(seen) == {"bf16"}
+    casts = []
+    real = torch.autocast
+    monkeypatch.setattr(train_mod.torch, "autocast", lambda *a, **k: (casts.append(k.get("dtype")), real(*a, **k))[1])
+    events = list(train(tiny_cfg(corpus, tmp_path / "r", precision="bf16", steps=24, lr=3e-3)))
+    started = [ev for ev in events if isinstance(ev, train_mod.TrainStarted)]
+    steps = [ev for ev in events if isinstance(ev, TrainStep)]
+    assert started[0].precision == "bf16" and casts and set(casts) == {torch.bfloat16}
     assert all(torch.isfinite(torch.tensor(ev.bpc)) for ev in steps) and steps[-1].bpc < steps[0].bpc
     m = load_model(tmp_path / "r" / "model")
     assert all(p.dtype == torch.float32 for p in m.net.parameters())
+    assert json.loads((tmp_path / "r" / "model" / "config.json").read_text())["meta"]["train_config"]["precision"] == "bf16"
+    events = list(train(tiny_cfg(corpus, tmp_path / "r2", steps=4)))  # the default, auto: the tiny preset stays fp32
+    assert [ev.precision for ev in events if isinstance(ev, train_mod.TrainStarted)] == ["fp32"]
