@@ -233,8 +233,11 @@ class WindowView:
         bits = shown[-1].cumulative_bits if shown else 0.0
         acc = run.accuracy(r.view)
         total_ms = sum(s.ms for s in shown)
+        planned = len(run.schedule) if run.schedule else (run.n_masked if run.n_stages == 1 and not o.upscale else 0)
         self.stats.set(
-            steps=f"{r.view} of {r.recorded}" + (" (done)" if run.done else ""),
+            # shown of computed; while it computes, also how many the run will take (a long document's first
+            # step can take minutes: "0 of 0" alone read as stuck)
+            steps=f"{r.view} of {r.recorded}" + (" (done)" if run.done else f", {planned:,} planned" if planned else ""),
             calls=str(shown[-1].network_calls if shown else 0),
             filled=f"{filled} / {run.n_masked}" + (f" (classes {sketched})" if run.n_stages > 1 else ""),
             bits=f"{bits:.1f}",

@@ -37,7 +37,7 @@ def test_full_fill_fills_every_mask_in_order(window, qtbot):
     assert MASK_GLYPH not in st.display
     assert st.display[:10] == TEXT[:10] and st.display[30:] == TEXT[30:]
     assert st.display == run.result()
-    assert w.stats.text("filled") == "20 / 20"
+    assert w.stats.text("filled") == "20 / 20" and w.stats.text("steps") == "20 of 20 (done)"
     assert w.runner.info_at(10) is not None  # hover data for a filled character
     assert "probability" in w.tooltip_for(10)
     # the whole fill is one undo level
@@ -97,6 +97,7 @@ def test_pause_then_continue_and_cancel(window, qtbot):
     qtbot.wait(100)
     assert w.runner.recorded == n  # paused: nothing more arrives
     assert w.runner.view == n
+    assert w.stats.text("steps") == f"{n} of {n}, 60 planned"  # not done: how many the run will take in all
     w.step_fill()  # one more step on request
     qtbot.waitUntil(lambda: w.runner.recorded == n + 1, timeout=10_000)
     wait_idle(qtbot, w)

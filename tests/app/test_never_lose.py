@@ -36,7 +36,9 @@ def test_closing_over_unsaved_text_asks_and_cancel_keeps_the_window(make_window,
     w.answer = "cancel"
     assert not w.close()
     assert w.asked == ["closing"] and w.isVisible()
-    assert autosave.read_snapshot().text == "my words"  # written before asking, kept on Cancel
+    # written while the question is open (in the autosave thread), kept on Cancel
+    qtbot.waitUntil(lambda: autosave.read_snapshot() is not None, timeout=5_000)
+    assert autosave.read_snapshot().text == "my words"
     w.answer = "discard"
     assert w.close()
     assert autosave.read_snapshot() is None  # discarded: a clean exit
@@ -69,7 +71,7 @@ def test_a_save_that_fails_keeps_the_window_open(make_window, qtbot, tmp_path):
     w.file_path = tmp_path / "missing-folder" / "notes.txt"
     w.answer = "save"
     assert not w.close()
-    assert w.isVisible() and autosave.read_snapshot().text == "keep me"
+    assert w.isVisible() and w.autosaver.wait(5) and autosave.read_snapshot().text == "keep me"
 
 
 def test_a_clean_document_closes_without_asking(make_window, tmp_path):
@@ -465,3 +467,32 @@ def test_a_large_masking_is_autosaved_once_it_is_written(make_window, qtbot):
     qtbot.waitUntil(lambda: len(autosave.read_snapshot().masked) > 3000, timeout=5000)
     assert written and not any(written)  # written after the masking, never during it
     assert autosave.read_snapshot().text == w.mdoc.state().original
+
+
+def test_the_question_on_closing_does_not_wait_for_the_snapshot_and_discard_drops_it(make_window, qtbot, monkeypatch):
+    """The snapshot before Save/Discard/Cancel is built beside the question (a large document takes a second);
+    answering Discard before it is written leaves no snapshot behind."""
+    import threading
+
+    from app import window_files
+
+    release, building = threading.Event(), threading.Event()
+    real = window_files.snapshot_from
+
+    def slow(*parts):
+        building.set()
+        release.wait(10)
+        return real(*parts)
+
+    monkeypatch.setattr(window_files, "snapshot_from", slow)
+    w = make_window(wait_model=False, settings=Settings(autosave_seconds=60))
+    w.show()
+    qtbot.keyClicks(w.editor, "words")
+    w._autosave_idle.stop()
+    states = []
+    w.ask_unsaved = lambda doing: (states.append(building.wait(5) and not release.is_set()), "discard")[1]
+    assert w.close()
+    assert states == [True]  # asked while the snapshot was still being built
+    release.set()
+    assert w.autosaver.wait(5)
+    assert autosave.read_snapshot() is None  # the discarded work's snapshot never lands
