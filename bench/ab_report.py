@@ -76,7 +76,7 @@ def paired(a: np.ndarray, b: np.ndarray, chars: int) -> tuple[float, float]:
     return float(d.sum() / chars), float(d.std(ddof=1) * math.sqrt(len(d)) / chars)
 
 
-KEEP = ("batch_size", "lr", "warmup", "min_lr_ratio", "t_focus", "span_mix")
+KEEP = ("batch_size", "lr", "warmup", "min_lr_ratio", "t_focus", "span_mix", "precision")
 
 
 def run_info(model, model_dir: Path) -> dict:
