@@ -390,14 +390,22 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         with self.mirror.labelled("Unmask all"):
             return self.mdoc.unmask(self.mdoc.state().masked)
 
-    def _mask(self, positions, label: str, compute=None) -> int:
-        """Mask now (returns how many), or, for many positions, in batches between event-loop turns
-        (returns 0; ``self.masking`` is set until they are all written)."""
+    def _mask_refused(self) -> bool:
+        """A run or another masking is under way: say so (True), or nothing (False)."""
         if self.runner.running or self.masking is not None:
             self.notify_status("Pause the run before changing the masks" if self.masking is None
                                else "Still masking: wait, or Cancel it")
+            return True
+        return False
+
+    def _mask(self, positions, label: str, compute=None, captured=None) -> int:
+        """Mask now (returns how many), or, for many positions, in batches between event-loop turns
+        (returns 0; ``self.masking`` is set until they are all written). ``captured``: the document
+        as read just now (``MaskedDocument.capture``), if the caller has it."""
+        if self._mask_refused():
             return 0
         if compute is not None or len(positions) > SYNC_LIMIT:
+            self.autosave_before_long_edit(captured)
             self.masking = m = MaskApplier(self.mdoc, positions, label, self.mirror, parent=self, compute=compute)
             m.progress.connect(lambda done, total: self.show_progress("mask", done, total, f"Masking {total} positions"))
             m.finished.connect(self._masked_in_batches)
@@ -420,11 +428,11 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self._autosave_pending()
 
     def apply_mask_tool(self, tool: str, params: dict) -> int:
-        if not params.get("selection_only") and self.mdoc.cached_state() is None \
+        if not params.get("selection_only") and self.mdoc.cached_state() is None and not self._mask_refused() \
                 and self.mdoc.length() > BACKGROUND_CHARS:  # the text is built beside the positions, in their thread
             raw = self.mdoc.capture()
             return self._mask((), f"Mask ({tool})", compute=lambda: positions_for(
-                tool, build_state(raw)[0].source, params, 0, len(raw.display)))
+                tool, build_state(raw)[0].source, params, 0, len(raw.display)), captured=raw)
         text = self.mdoc.state().source
         a, b = self._selection() if params.get("selection_only") else (0, len(text))
         if b - a > BACKGROUND_CHARS:  # a long text: the tool runs in a thread, the window stays live

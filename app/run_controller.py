@@ -153,8 +153,8 @@ class RunController(QObject):
         and the start itself. Only the read (``MaskedDocument.capture``) is
         done here; the build runs in a thread and the run starts from the event
         loop once it is back. Meanwhile ``running`` is True (Run is disabled,
-        the editor read-only), and Pause, Reset or any change of the text drops
-        the start.
+        the editor read-only), and Pause, Reset, a Save/Discard/Cancel question
+        or any change of the text drops the start.
         """
         if self.mdoc.cached_state() is not None or self.mdoc.length() < STAGED_START_CHARS:
             then()
@@ -463,7 +463,11 @@ class RunController(QObject):
 
     # -- the user edits the document ------------------------------------------------------
     def _on_contents_change(self, _pos: int, removed: int, added: int) -> None:
-        if self._applying or self.run is None or (removed == 0 and added == 0):
+        if self._applying or (removed == 0 and added == 0):
+            return
+        if self._preparing is not None:  # the run was being set up for the text as it was
+            self._drop_prepare("The text changed while the run was being set up: press Run again")
+        if self.run is None:
             return
         if self.running:
             self.cancel()

@@ -58,6 +58,8 @@ class WindowFiles:
         """
         if not self.dirty:
             return True
+        if self.runner.preparing:  # a run being set up would start under the modal question: drop it
+            self.runner.pause()
         # whatever the answer, nothing is lost while the question is open; written beside it (a 2 MB document
         # with 300,000 masks takes a second to snapshot, which held the question back); a Discard drops it
         self.autosave_now(background=True)
@@ -230,17 +232,26 @@ class WindowFiles:
         self._autosave_max.stop()
         self.autosave_now(background=True)
 
+    def autosave_before_long_edit(self, captured=None) -> None:
+        """A batched masking or a run is about to change the document for seconds, and the timers skip the
+        snapshot meanwhile: what was typed since the last one is written now, beside it."""
+        self._autosave_idle.stop()
+        self._autosave_max.stop()
+        self.autosave_now(background=True, captured=captured)
+
     def _autosave_pending(self) -> None:
         """A run or a masking has stopped: autosave soon if the document changed since the last snapshot."""
         if not self.runner.running and self.masking is None and self.dirty \
                 and self.mdoc.version != self._autosaved_version and not self._autosave_idle.isActive():
             self._autosave_idle.start()
 
-    def _snapshot_parts(self) -> tuple:
-        """What a snapshot needs, read on the GUI thread: the document (cheap: see MaskedDocument.capture),
-        a frozen copy of the run on screen, its view and the file. ``snapshot_from`` builds it in any thread."""
+    def _snapshot_parts(self, captured=None) -> tuple:
+        """What a snapshot needs, read on the GUI thread: the document (cheap: see MaskedDocument.capture;
+        ``captured``, one the caller has just made), a frozen copy of the run on screen, its view and the
+        file. ``snapshot_from`` builds it in any thread."""
         run = self.runner.run
-        doc = self.mdoc.cached_state() or self.mdoc.capture()
+        doc = self.mdoc.cached_state() or (captured if captured is not None and captured.version == self.mdoc.version
+                                           else self.mdoc.capture())
         return (doc, frozen_copy(run, len(run.steps)) if run is not None else None,
                 self.runner.view if run is not None else 0, str(self.file_path or ""))
 
@@ -248,16 +259,17 @@ class WindowFiles:
         """The document as the user sees it: originals, masks and fills before the run on screen, that run and its view."""
         return snapshot_from(*self._snapshot_parts())
 
-    def autosave_now(self, force: bool = False, background: bool = False) -> bool:
+    def autosave_now(self, force: bool = False, background: bool = False, captured=None) -> bool:
         """Snapshot the document, its masks, fills and run (only when it changed since the last snapshot).
 
         ``background``: build and write it in the autosave thread (the timer's saves,
         so a large document never stalls typing); otherwise it is on disk on return.
+        ``captured``: a ``MaskedDocument.capture()`` of the document as it is now (saves reading it twice).
         """
         if not force and (self.mdoc.version == self._autosaved_version or not self.dirty):
             return False
         t0 = time.perf_counter()
-        parts = self._snapshot_parts()
+        parts = self._snapshot_parts(captured)
         self._autosaved_version = self.mdoc.version
         if background:
             self._autosave_gui_s = time.perf_counter() - t0

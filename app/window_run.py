@@ -95,6 +95,7 @@ class WindowRun:
 
     def _start(self, n_steps: int | None, only: tuple[int, int] | None) -> None:
         """A new run (RunController.prepare calls it once the document's state is ready)."""
+        self.autosave_before_long_edit()  # the timers skip the snapshot while it runs (the state is cached: cheap)
         st = self.mdoc.state()
         n = None if only is None else bisect.bisect_left(st.masked, only[1]) - bisect.bisect_left(st.masked, only[0])
         options = self.run_options(n)

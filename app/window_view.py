@@ -233,7 +233,8 @@ class WindowView:
         bits = shown[-1].cumulative_bits if shown else 0.0
         acc = run.accuracy(r.view)
         total_ms = sum(s.ms for s in shown)
-        planned = len(run.schedule) if run.schedule else (run.n_masked if run.n_stages == 1 and not o.upscale else 0)
+        planned = len(run.schedule) if run.schedule else (
+            min(o.steps or run.n_masked, run.n_masked) if run.n_stages == 1 and not o.upscale else 0)
         self.stats.set(
             # shown of computed; while it computes, also how many the run will take (a long document's first
             # step can take minutes: "0 of 0" alone read as stuck)

@@ -188,7 +188,7 @@ def resolve_precision(precision: str, net: torch.nn.Module, measure=None) -> str
     if dev.type == "cpu":
         native = native_bf16()
     elif dev.type == "cuda":
-        native = torch.cuda.is_bf16_supported()
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
     else:
         native = False
     if not native or forward_flops(net.cfg, 1, net.cfg.block_size) < AUTO_MIN_FLOPS:

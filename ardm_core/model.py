@@ -181,6 +181,12 @@ def _linear(layer: nn.Linear, x: torch.Tensor, part: slice | None = None) -> tor
     return F.linear(x, ent[1], ent[2])
 
 
+def _hooked(module: nn.Module) -> bool:
+    """Forward hooks on the module or anything in it, or global ones."""
+    return bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks) or any(
+        m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
 def _gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """x (B, T, ...) at the positions rows (B, R) of each row: (B, R, ...)."""
     return x[torch.arange(x.shape[0], device=x.device)[:, None], rows]
@@ -348,7 +354,9 @@ class ARDMTransformer(nn.Module):
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             if i == last and rows is not None:
-                if self.cfg.causal:  # a causal mask is laid out for queries at every position: compute all, pick
+                # a causal mask is laid out for queries at every position, dropout and hooks (explain.py records
+                # attention) expect the whole block: compute all, then pick
+                if self.cfg.causal or self.training or _hooked(block):
                     x = _gather_rows(block(x, rope, attn_mask), rows)
                 else:
                     x = block.forward_rows(x, rope, attn_mask, rows)

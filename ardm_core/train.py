@@ -58,7 +58,7 @@ def training_precision(precision: str, dev: torch.device, mcfg: ModelConfig | No
 
     if precision == "fp32":
         return "fp32"
-    has = (dev.type == "cuda" and torch.cuda.is_bf16_supported()) or (dev.type == "cpu" and native_bf16())
+    has = (dev.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)) or (dev.type == "cpu" and native_bf16())
     if precision == "bf16":
         if not has:
             raise ValueError(f"--precision bf16: this {dev.type.upper()} has no bfloat16 units, so bf16 would "

@@ -353,8 +353,8 @@ def test_a_run_on_a_long_document_builds_its_state_off_the_gui_thread(make_windo
     assert w.runner.run.done and w.runner.recorded == len(masked)
 
 
-@pytest.mark.parametrize("how", ["reset", "pause", "edit"])
-def test_a_run_being_set_up_is_dropped_by_reset_pause_or_an_edit(make_window, qtbot, sample_text, monkeypatch, how):
+@pytest.mark.parametrize("how", ["reset", "pause", "edit", "question"])
+def test_a_run_being_set_up_is_dropped_by_reset_pause_an_edit_or_a_question(make_window, qtbot, sample_text, monkeypatch, how):
     w = _staged(make_window, sample_text, monkeypatch)
     messages = []
     w.runner.message.connect(messages.append)
@@ -365,10 +365,13 @@ def test_a_run_being_set_up_is_dropped_by_reset_pause_or_an_edit(make_window, qt
         cur = w.editor.textCursor()
         cur.setPosition(5)
         cur.insertText("x")
+    elif how == "question":  # Close over unsaved work: the run must not start under the modal question
+        w.answer = "cancel"
+        assert not w.close() and w.asked == ["closing"]
     else:
         (w.reset_fill if how == "reset" else w.pause_fill)()
-        assert not w.runner.preparing and not w.runner.running and not w.editor.isReadOnly()
-    qtbot.wait(100)  # the turns the start would have taken
+    assert not w.runner.preparing and not w.runner.running and not w.editor.isReadOnly()
+    qtbot.wait(200)  # the thread's result comes back, and is dropped
     assert w.runner.run is None and not w.runner.running and not w.editor.isReadOnly()
     assert "start" not in w.client.pending_kinds() and not w.client.busy
     assert (how == "edit") == any("press Run again" in m for m in messages)

@@ -461,6 +461,7 @@ def test_a_large_masking_is_autosaved_once_it_is_written(make_window, qtbot):
     w.autosave_now = lambda *a, **k: (written.append(w.masking is not None), real(*a, **k))[1]
     w.apply_mask_tool("random", {"fraction": 0.5, "seed": 0})
     assert w.masking is not None  # over SYNC_LIMIT positions: batches
+    written.clear()  # (the save as it starts has nothing new to write: tested below)
     w._autosave_due()  # the timers fire during the masking: nothing is written then
     assert written == []
     qtbot.waitUntil(lambda: w.masking is None, timeout=30_000)
@@ -496,3 +497,21 @@ def test_the_question_on_closing_does_not_wait_for_the_snapshot_and_discard_drop
     release.set()
     assert w.autosaver.wait(5)
     assert autosave.read_snapshot() is None  # the discarded work's snapshot never lands
+
+
+def test_words_typed_just_before_a_large_masking_are_autosaved_as_it_starts(make_window, qtbot):
+    """The timers skip the snapshot while a masking is written in batches: what was typed since the last one
+    is written when it starts, not only when it ends."""
+    w = make_window(wait_model=False, settings=Settings(autosave_seconds=60))
+    w.show()
+    w.mdoc.set_text("abcdefghij " * 1000)
+    w.autosave_now(force=True)
+    cur = w.editor.textCursor()
+    cur.setPosition(0)
+    cur.insertText("fresh words ")
+    assert w._autosave_idle.isActive()  # the idle save is still to come...
+    w.apply_mask_tool("random", {"fraction": 0.5, "seed": 0})
+    assert w.masking is not None and not w._autosave_idle.isActive()  # ...and the masking would have skipped it
+    qtbot.waitUntil(lambda: (autosave.read_snapshot() or autosave.Snapshot(text="", masked=[])).text.startswith("fresh words"),
+                    timeout=5_000)
+    qtbot.waitUntil(lambda: w.masking is None, timeout=30_000)

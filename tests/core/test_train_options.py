@@ -225,7 +225,7 @@ def test_bf16_training_follows_the_hardware(monkeypatch, corpus, tmp_path, capsy
     with pytest.raises(ValueError, match="no bfloat16 units"):
         train_mod.training_precision("bf16", cpu)
     code, err = run_cli(capsys, "train", "--data", str(corpus), "--out", str(tmp_path / "r"), "--preset", "tiny",
-                        "--steps", "2", "--precision", "bf16")
+                        "--steps", "2", "--precision", "bf16", "--device", "cpu")
     assert code == 2 and "no bfloat16 units" in err and not (tmp_path / "r" / "model").exists()
     monkeypatch.setattr(device, "native_bf16", lambda info=None: True)
     assert train_mod.training_precision("auto", cpu, small) == "bf16"
@@ -242,7 +242,7 @@ def test_a_bf16_training_run_saves_an_fp32_model_that_learns(monkeypatch, corpus
     casts = []
     real = torch.autocast
     monkeypatch.setattr(train_mod.torch, "autocast", lambda *a, **k: (casts.append(k.get("dtype")), real(*a, **k))[1])
-    events = list(train(tiny_cfg(corpus, tmp_path / "r", precision="bf16", steps=24, lr=3e-3)))
+    events = list(train(tiny_cfg(corpus, tmp_path / "r", precision="bf16", steps=24, lr=3e-3, device="cpu")))
     started = [ev for ev in events if isinstance(ev, train_mod.TrainStarted)]
     steps = [ev for ev in events if isinstance(ev, TrainStep)]
     assert started[0].precision == "bf16" and casts and set(casts) == {torch.bfloat16}
@@ -250,5 +250,5 @@ def test_a_bf16_training_run_saves_an_fp32_model_that_learns(monkeypatch, corpus
     m = load_model(tmp_path / "r" / "model")
     assert all(p.dtype == torch.float32 for p in m.net.parameters())
     assert json.loads((tmp_path / "r" / "model" / "config.json").read_text())["meta"]["train_config"]["precision"] == "bf16"
-    events = list(train(tiny_cfg(corpus, tmp_path / "r2", steps=4)))  # the default, auto: the tiny preset stays fp32
+    events = list(train(tiny_cfg(corpus, tmp_path / "r2", steps=4, device="cpu")))  # the default, auto: the tiny preset stays fp32
     assert [ev.precision for ev in events if isinstance(ev, train_mod.TrainStarted)] == ["fp32"]

@@ -104,5 +104,7 @@ def test_picked_rows_equal_the_full_forward_on_every_path(tiny_model, long_text,
     targets = [np.array([1999, 3, 900]), np.array([10, 11, 1500])]
     many, n = window_logprobs_many(net, docs, targets, D, max_batch=2)
     assert n == 5
+    monkeypatch.setattr(windows, "ROWS_SHARE", -1.0)  # the reference: every window's whole forward
     for doc, tg, got in zip(docs, targets, many):
         assert torch.allclose(got, window_logprobs(net, doc, tg, D)[0], atol=1e-5)
+    assert calls[-1] is False
