@@ -50,6 +50,10 @@ def register(sub) -> None:
             t.add_argument(flag, action=argparse.BooleanOptionalAction, default=d)
         elif f.name == "init":
             t.add_argument(flag, default=None, help="start from this model folder (fine-tune the shipped model: --init assets/models/default)")
+        elif f.name == "precision":
+            t.add_argument(flag, default=d, metavar="{auto,fp32,bf16}",
+                           help="auto (default): bf16 autocast where the CPU or GPU has bfloat16 units and the model "
+                                "is large enough to gain (bench/results/ab_precision.md), fp32 elsewhere")
         elif f.name == "upscale":
             t.add_argument(flag, default=None, metavar="MAP",
                            help="train a coarse-to-fine (depth upscaling) model: 'default' or a stage-map JSON file")
