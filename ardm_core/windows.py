@@ -78,6 +78,8 @@ def picked_logprobs(net, batch: torch.Tensor, win: torch.Tensor, off: torch.Tens
     w, W = batch.shape
     if not getattr(net, "takes_rows", False) or len(win) == 0:
         return net(batch)[win, off]
+    if w == 1:  # one window (a document of at most D characters): the offsets are its rows
+        return net(batch)[0, off] if len(off) > ROWS_SHARE * W else net(batch, rows=off[None])[0]
     counts = torch.bincount(win, minlength=w)
     R = int(counts.max())
     if R > ROWS_SHARE * W:
