@@ -428,7 +428,9 @@ class MainWindow(WindowRun, WindowView, WindowFiles, QMainWindow):
         self._autosave_pending()
 
     def apply_mask_tool(self, tool: str, params: dict) -> int:
-        if not params.get("selection_only") and self.mdoc.cached_state() is None and not self._mask_refused() \
+        if self._mask_refused():  # before reading the document: a refused tool costs nothing
+            return 0
+        if not params.get("selection_only") and self.mdoc.cached_state() is None \
                 and self.mdoc.length() > BACKGROUND_CHARS:  # the text is built beside the positions, in their thread
             raw = self.mdoc.capture()
             return self._mask((), f"Mask ({tool})", compute=lambda: positions_for(

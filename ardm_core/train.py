@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from .checkpoint import load_model, load_training_state, nonfinite_tensors, save_model, save_training_state
 from .data import WindowSampler, load_splits
-from .device import describe_device, resolve_device
+from .device import AUTO_MIN_FLOPS, describe_device, native_bf16, resolve_device
 from .fileio import DataError
 from .config_check import MAX_BLOCK_SIZE, check_int, check_model_config, check_number, window_bytes
 from .model import POSITIONS, PRESETS, ARDMTransformer, ModelConfig, forward_flops, preset_config
@@ -54,8 +54,6 @@ def training_precision(precision: str, dev: torch.device, mcfg: ModelConfig | No
     tiny preset stays fp32: its steps are all overhead); "bf16" asked of
     other hardware is an error, since it would run several times slower.
     """
-    from .device import AUTO_MIN_FLOPS, native_bf16
-
     if precision == "fp32":
         return "fp32"
     has = (dev.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)) or (dev.type == "cpu" and native_bf16())

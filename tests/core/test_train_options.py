@@ -215,19 +215,18 @@ def test_resume_refuses_a_bad_state_json(corpus, tmp_path, change, words):
 
 # -- bf16 training where the hardware has it ---------------------------------------------------------------
 def test_bf16_training_follows_the_hardware(monkeypatch, corpus, tmp_path, capsys):
-    from ardm_core import device
     from ardm_core.model import preset_config
 
     cpu = torch.device("cpu")
     small, tiny = preset_config("small", vocab_size=90), preset_config("tiny", vocab_size=90)
-    monkeypatch.setattr(device, "native_bf16", lambda info=None: False)
+    monkeypatch.setattr(train_mod, "native_bf16", lambda info=None: False)
     assert train_mod.training_precision("auto", cpu, small) == "fp32"  # a CPU without bfloat16 units
     with pytest.raises(ValueError, match="no bfloat16 units"):
         train_mod.training_precision("bf16", cpu)
     code, err = run_cli(capsys, "train", "--data", str(corpus), "--out", str(tmp_path / "r"), "--preset", "tiny",
                         "--steps", "2", "--precision", "bf16", "--device", "cpu")
     assert code == 2 and "no bfloat16 units" in err and not (tmp_path / "r" / "model").exists()
-    monkeypatch.setattr(device, "native_bf16", lambda info=None: True)
+    monkeypatch.setattr(train_mod, "native_bf16", lambda info=None: True)
     assert train_mod.training_precision("auto", cpu, small) == "bf16"
     assert train_mod.training_precision("auto", cpu, tiny) == "fp32"  # too small to gain: all overhead
     assert train_mod.training_precision("bf16", cpu, tiny) == "bf16"  # asked for: it stands
@@ -236,9 +235,7 @@ def test_bf16_training_follows_the_hardware(monkeypatch, corpus, tmp_path, capsy
 
 
 def test_a_bf16_training_run_saves_an_fp32_model_that_learns(monkeypatch, corpus, tmp_path):
-    from ardm_core import device
-
-    monkeypatch.setattr(device, "native_bf16", lambda info=None: True)  # autocast runs anywhere, only slower
+    monkeypatch.setattr(train_mod, "native_bf16", lambda info=None: True)  # autocast runs anywhere, only slower
     casts = []
     real = torch.autocast
     monkeypatch.setattr(train_mod.torch, "autocast", lambda *a, **k: (casts.append(k.get("dtype")), real(*a, **k))[1])
