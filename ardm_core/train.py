@@ -32,7 +32,7 @@ from .device import AUTO_MIN_FLOPS, describe_device, native_bf16, resolve_device
 from .fileio import DataError
 from .config_check import MAX_BLOCK_SIZE, check_int, check_model_config, check_number, window_bytes
 from .model import POSITIONS, PRESETS, ARDMTransformer, ModelConfig, forward_flops, preset_config
-from .objective import LN2, ar_loss, ardm_loss
+from .objective import ar_loss, ardm_loss
 from .stages import load_stage_map
 from .upscale import StageTables, upscale_loss, upscale_network
 from .vocab import Vocab, train_vocab
