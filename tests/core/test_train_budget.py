@@ -10,7 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
+from ardm_core.checkpoint import load_model
 from ardm_core.train import TrainConfig, TrainFinished, lr_at, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,8 +53,9 @@ def test_device_script_smoke_on_cpu(tmp_path, sample_text, monkeypatch):
     spec = importlib.util.spec_from_file_location("train_on_device", REPO / "scripts" / "train_on_device.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    rc = mod.main(["--data", str(data), "--out", str(tmp_path / "run"), "--device", "cpu", "--minutes", "0.03",
-                   "--preset", "tiny", "--init", "none", "--threads", "1"])
+    args = ["--data", str(data), "--out", str(tmp_path / "run"), "--device", "cpu", "--preset", "tiny", "--init", "none",
+            "--threads", "1", "--fp16-copy"]
+    rc = mod.main(args + ["--minutes", "0.03"])
     assert rc == 0
     def no_nan(const):
         raise AssertionError(f"{const} in device_result.json is not JSON")
@@ -61,6 +64,18 @@ def test_device_script_smoke_on_cpu(tmp_path, sample_text, monkeypatch):
     assert set(result["eval"]) == {"test", "modern_test", "valid"}
     assert all(math.isfinite(e["bpc"]) and e["bpc"] > 0 for e in result["eval"].values())
     assert result["config"]["precision"] == "fp32" and result["steps"] > 0
+    # the half-size copy to carry back holds the same weights, rounded to fp16
+    from safetensors.torch import load_file
+
+    full = load_file(tmp_path / "run" / "model" / "model.safetensors")
+    half = load_file(tmp_path / "run" / "model-fp16" / "model.safetensors")
+    assert set(full) == set(half) and all(half[k].dtype == torch.float16 for k in half if full[k].is_floating_point())
+    assert all(torch.equal(half[k], full[k].half()) for k in half if full[k].is_floating_point())
+    assert load_model(tmp_path / "run" / "model-fp16").meta["trained_steps"] == result["steps"]
+    # the same --out with a larger budget goes on from where it stopped
+    assert mod.main(args + ["--minutes", "0.05"]) == 0
+    again = json.loads((tmp_path / "run" / "device_result.json").read_text())
+    assert again["steps"] > result["steps"]
     assert mod.main(["--data", str(tmp_path / "nowhere"), "--device", "cpu"]) == 2
 
 
