@@ -425,7 +425,8 @@ class TrainController(QObject):
         """(label, folder): the shipped models, then the user's own, newest first."""
         shipped = sorted(d for d in (ASSETS / "models").iterdir() if (d / "config.json").is_file()) \
             if (ASSETS / "models").is_dir() else []
-        return [(f"{d.name} (shipped)", d) for d in shipped] + [(f"{d.parent.name} (yours)", d) for d in user_models()]
+        return [(f"{d.name} (shipped{_summary(d)})", d) for d in shipped] + \
+            [(f"{d.parent.name} (yours)", d) for d in user_models()]
 
     def fill_models_menu(self) -> None:
         self.models_menu.clear()
@@ -439,6 +440,16 @@ class TrainController(QObject):
     def choose_model(self, path: str) -> None:
         self.w._chosen_model = path  # remembered in the settings once it has loaded, as with Open model
         self.w.load_model(path)
+
+
+def _summary(folder: Path) -> str:
+    """", " + the one-line summary a shipped model's config.json records (meta.summary), if it has one."""
+    try:
+        meta = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("meta", {})
+    except (OSError, ValueError, AttributeError):
+        return ""
+    text = meta.get("summary") if isinstance(meta, dict) else None
+    return f", {text.strip()[:80]}" if isinstance(text, str) and text.strip() else ""
 
 
 __all__ = ["TrainController", "TrainDialog"]

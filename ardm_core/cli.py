@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from .paths import default_model_dir
+from .paths import default_model_dir, shipped_models
 
 # each module adds its own subcommands
 COMMAND_MODULES = [
@@ -55,7 +55,8 @@ SEED = int_in(0, 2**63 - 1)  # any seed a generator takes; same seed, same outpu
 
 
 def model_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None, help=f"model folder (default: the shipped model, {default_model_dir()})")
+    p.add_argument("--model", default=None, help=f"model folder, or a shipped model's name ({', '.join(n for n in shipped_models() if n != 'upscale')}); "
+                   f"default: the shipped default model, {default_model_dir()}")
     p.add_argument("--device", default="auto", help="auto (CUDA, MPS, then CPU), cuda, mps or cpu")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .paths import default_model_dir
+from .paths import default_model_dir, model_dir
 
 SUFFIX = ".ardm"
 
@@ -35,7 +35,7 @@ def register(sub) -> None:
 
     d = sub.add_parser("decompress", help="restore a file made by 'ardm compress'")
     _model_arg(d)
-    d.add_argument("input", metavar="IN", help=f"compressed file ('-' = stdin)")
+    d.add_argument("input", metavar="IN", help="compressed file ('-' = stdin)")
     d.add_argument("-o", "--output", metavar="OUT", default=None, help=f"output file (default: IN without {SUFFIX}; '-' = stdout)")
     d.add_argument("--force", "-f", action="store_true", help="overwrite OUT if it exists")
     d.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
@@ -103,7 +103,7 @@ def _load(model_arg: str | None):
     from .checkpoint import load_model
 
     _check_model_arg(model_arg)
-    return load_model(model_arg or default_model_dir(), "cpu")
+    return load_model(model_dir(model_arg), "cpu")
 
 
 def _progress(ev, quiet: bool) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .paths import default_model_dir, upscale_model_dir
+from .paths import default_model_dir, model_dir, upscale_model_dir
 
 
 def _sampling_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def _load(args):
     from .device import resolve_device
 
     upscale = getattr(args, "upscale", False)
-    path = Path(args.model) if args.model else (upscale_model_dir() if upscale else default_model_dir())
+    path = model_dir(args.model) if args.model else (upscale_model_dir() if upscale else default_model_dir())
     if not path.exists():
         if args.model:
             raise UserError(f"{path}: model folder not found")
@@ -217,8 +217,6 @@ def _parse_spans(spec: str, n: int) -> list[int]:
 
 
 def cmd_score(args) -> int:
-    from .session import score
-
     text = _read_text(args)
     if args.spans and args.masked_text is not None:
         raise ValueError("give --spans or --masked-text, not both")
@@ -235,6 +233,8 @@ def cmd_score(args) -> int:
     model = _load(args)
     if model.is_upscale:
         from .upscale_session import upscale_score as score
+    else:
+        from .session import score
     results = [score(model, text, masked, order=o, explicit=explicit, steps=args.steps, seed=args.seed,
                      planner=args.planner) for o in orders]
     if not masked:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from pathlib import Path
 
-from .paths import default_model_dir
+from .paths import default_model_dir, model_dir
 
 
 def register(sub) -> None:
@@ -45,7 +44,7 @@ def cmd_finetune(args) -> int:
         raise UserError(f"--minutes must be more than 0 (got {args.minutes:g})")
     if args.steps < 0 or args.batch_size < 1 or args.max_chars < 1:
         raise UserError("--steps, --batch-size and --max-chars must be positive")
-    base = Path(args.model) if args.model else default_model_dir()
+    base = model_dir(args.model)
     cfg = FinetuneConfig(inputs=list(args.files), out=args.out, base=str(base), minutes=args.minutes, steps=args.steps,
                          batch_size=args.batch_size, lr=args.lr, max_chars=args.max_chars, seed=args.seed,
                          device=args.device, threads=args.threads)

@@ -13,7 +13,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from .paths import default_model_dir
+from .paths import model_dir
 
 
 def register(sub) -> None:
@@ -183,7 +183,7 @@ def cmd_eval(args) -> int:
         text = text[: args.max_chars]
     if not text:
         raise ValueError(f"{path}: file is empty; nothing to evaluate")
-    model = load_model(args.model or default_model_dir(), resolve_device(args.device))
+    model = load_model(model_dir(args.model), resolve_device(args.device))
     t0 = time.perf_counter()
     if model.is_upscale:
         if args.order:

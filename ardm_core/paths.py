@@ -14,6 +14,23 @@ def default_model_dir() -> Path:
     return ASSETS / "models" / "default"
 
 
+def shipped_models() -> list[str]:
+    """Names of the models shipped in assets/models (``default``, ``medium``, ``upscale``)."""
+    root = ASSETS / "models"
+    return sorted(d.name for d in root.iterdir() if (d / "config.json").is_file()) if root.is_dir() else []
+
+
+def model_dir(arg: str | None) -> Path:
+    """The folder a ``--model`` argument names: a folder, or the bare name of a shipped
+    model (``--model medium``) when no folder of that name is here; None: the default."""
+    if arg is None:
+        return default_model_dir()
+    path = Path(arg)
+    if not path.exists() and path.name == arg and (ASSETS / "models" / arg / "config.json").is_file():
+        return ASSETS / "models" / arg
+    return path
+
+
 def default_test_file(split: str = "test") -> Path:
     """A test split of the default corpus (``test`` or ``modern_test``): a built
     corpus if present, else the copy shipped in assets/."""

@@ -187,7 +187,7 @@ def markdown(r: dict) -> str:
     ]
     for k, per in r["ardm"].items():
         lines.append(f"| ARDM {k} | " + " | ".join(f"{per[c]['bpc']:.3f}" for c in cols) + " |")
-        lines.append(f"| (model block alone) | " + " | ".join(f"{per[c]['bpc_model_block']:.3f}" for c in cols) + " |")
+        lines.append("| (model block alone) | " + " | ".join(f"{per[c]['bpc_model_block']:.3f}" for c in cols) + " |")
     for name in r["classic"][cols[0]]:
         lines.append(f"| {name} | " + " | ".join(f"{r['classic'][c][name]:.3f}" for c in cols) + " |")
     single = [c for c in cols if c != "whole"]

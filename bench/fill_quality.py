@@ -26,7 +26,6 @@ cut-short run still leaves what it measured).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys

@@ -82,3 +82,17 @@ def test_core_never_imports_qt():
 def test_python_dash_m_runs_the_cli():
     res = subprocess.run([sys.executable, "-m", "ardm_core", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0 and "train" in res.stdout and "eval" in res.stdout
+
+
+def test_model_argument_takes_a_shipped_models_name(tmp_path, monkeypatch):
+    """`--model medium` is the shipped medium model, unless a folder of that name is here; a path stays a path."""
+    from ardm_core.paths import ASSETS, default_model_dir, model_dir, shipped_models
+
+    assert {"default", "medium"} <= set(shipped_models())
+    monkeypatch.chdir(tmp_path)
+    assert model_dir(None) == default_model_dir()
+    assert model_dir("medium") == ASSETS / "models" / "medium"
+    assert model_dir("nonesuch") == Path("nonesuch")  # reported later as "model folder not found"
+    assert model_dir("sub/medium") == Path("sub/medium")  # only a bare name is looked up
+    (tmp_path / "medium").mkdir()
+    assert model_dir("medium") == Path("medium")  # the user's own folder comes first

@@ -76,7 +76,9 @@ def test_train_pause_resume_and_before_after(window, qtbot, writing):
     assert user_models() == [user_models_dir() / "mine" / "model"]
     assert (user_models_dir() / "mine" / "model" / "MODEL_CARD.md").exists()
     labels = [label for label, _ in w.trainer.model_choices()]
-    assert "mine (yours)" in labels and any("(shipped)" in x for x in labels)
+    assert "mine (yours)" in labels
+    # a shipped model's label carries its one-line summary, so the two sizes can be told apart
+    assert "medium (shipped, 10.7M parameters: better text, about 2.5x slower)" in labels
     d.use_new_model()
     qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.path.endswith("model")
                     and "mine" in w.model_info.path, timeout=30_000)
@@ -96,3 +98,16 @@ def test_quitting_mid_run_keeps_a_resumable_checkpoint(make_window, qtbot, writi
 
     runs = unfinished_runs()
     assert [r.name for r in runs] == ["quit"] and 2 <= runs[0].step < 400
+
+
+def test_model_label_summary_survives_a_bad_config(tmp_path):
+    """A summary is read from untrusted JSON: anything odd gives no summary, never an error."""
+    from app.train_dialog import _summary
+
+    cases = {'{"meta": {"summary": "small and quick"}}': ", small and quick", "[1, 2]": "", '{"meta": [1]}': "",
+             '{"meta": {"summary": 5}}': "", "not json": "", '{"meta": {"summary": "' + "x" * 500 + '"}}': ", " + "x" * 80}
+    for content, want in cases.items():
+        (tmp_path / "config.json").write_text(content)
+        assert _summary(tmp_path) == want, content
+    (tmp_path / "config.json").unlink()
+    assert _summary(tmp_path) == ""
