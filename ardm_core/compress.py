@@ -35,6 +35,7 @@ import weakref
 from dataclasses import asdict
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
 import brotli
@@ -44,6 +45,7 @@ import torch
 
 from .budget import budget_schedule
 from .checkpoint import LoadedModel
+from .paths import ASSETS
 from .orders import Plan, fill_steps, random_permutation
 from .codec_format import (
     FORMAT_VERSION,
@@ -224,6 +226,40 @@ def step_sizes(L: np.ndarray | None, steps: int, n: int) -> tuple[int, ...]:
         base, extra = divmod(n, k)
         return tuple(base + (i < extra) for i in range(k))
     return _planned_sizes(quantised_loss_table(L).tobytes(), k, n)
+
+
+HISTORY_MAX_BYTES = 1 << 20
+
+
+def shipped_model_hint(tag: bytes, version: int, history: Path | None = None) -> str:
+    """"; it was made with ..." and how to get that model back, when ``tag`` is the tag of a model this
+    repository shipped (assets/models/HISTORY.json, written by scripts/model_history.py); else "".
+
+    A release that ships new weights cannot decode files made with the old ones; the
+    repository's history still holds them, and this says where.
+    """
+    path = history or ASSETS / "models" / "HISTORY.json"
+    try:
+        if path.stat().st_size > HISTORY_MAX_BYTES:
+            return ""
+        rows = json.loads(path.read_text(encoding="utf-8")).get("models")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    for row in rows if isinstance(rows, list) else []:
+        if not (isinstance(row, dict) and row.get("tag") == tag.hex() and row.get("format") == version):
+            continue
+        name, commit = row.get("model"), row.get("commit")
+        if not (isinstance(name, str) and name.isidentifier() and isinstance(commit, str)
+                and 7 <= len(commit) <= 40 and all(c in "0123456789abcdef" for c in commit)):
+            return ""
+        steps = row.get("trained_steps")
+        when = ", ".join(x for x in (str(row.get("date", ""))[:10],
+                                     f"{steps:,} steps" if isinstance(steps, int) else "") if x)
+        folder = f"assets/models/{name}"
+        return (f". It was made with the {name!r} model shipped in commit {commit}" + (f" ({when})" if when else "")
+                + f"; to get it back, run in the ARDM Studio folder: git archive {commit} {folder} | tar -x -C OLD "
+                f"(OLD: an empty folder), then decompress with --model OLD/{folder}")
+    return ""
 
 
 def model_tag(model: LoadedModel, version: int = FORMAT_VERSION) -> bytes:
@@ -736,7 +772,7 @@ def decompress(model: LoadedModel | None, blob: bytes, *, batch_windows: int = 1
             raise ModelMismatchError(
                 f"this file was compressed with a different model (its model tag is {header.fingerprint.hex()}, "
                 f"model {model.name!r} has {tag.hex()}: other weights, architecture, vocabulary or L_t table); "
-                "use the same model to decompress")
+                "use the same model to decompress" + shipped_model_hint(header.fingerprint, header.version))
         text, calls = yield from _decode_text(model, header, payload, batch_windows=batch_windows)
         data, chars = text.encode("utf-8", "surrogatepass"), len(text)
     if crc32(data) != header.crc32:

@@ -106,3 +106,48 @@ def test_damaged_length_stops_early(tiny_model, model_blob):
     forged = pack_header(dataclasses.replace(header, length=1 << 39)) + model_blob[offset:]
     with pytest.raises(CompressedFileError, match="corrupted"):
         decompress_bytes(tiny_model, forged)
+
+
+def test_wrong_model_names_the_commit_that_shipped_the_right_one(model_blob, tiny_model, tmp_path, monkeypatch):
+    """After a release ships new weights, the error says which commit shipped the file's model and how to get it."""
+    import json
+
+    from ardm_core import compress as compress_mod
+    from ardm_core.compress import model_tag, shipped_model_hint
+
+    history = tmp_path / "HISTORY.json"
+    row = {"tag": model_tag(tiny_model).hex(), "format": 2, "model": "default", "commit": "45244eefb3",
+           "date": "2026-11-29", "trained_steps": 25695}
+    history.write_text(json.dumps({"models": [row]}))
+    monkeypatch.setattr(compress_mod, "ASSETS", tmp_path / "assets")
+    (tmp_path / "assets" / "models").mkdir(parents=True)
+    history.rename(tmp_path / "assets" / "models" / "HISTORY.json")
+    with pytest.raises(ModelMismatchError) as err:
+        decompress_bytes(make_tiny_model(seed=1), model_blob)
+    msg = str(err.value)
+    assert "shipped in commit 45244eefb3 (2026-11-29, 25,695 steps)" in msg
+    assert "git archive 45244eefb3 assets/models/default | tar -x -C OLD" in msg
+    assert "--model OLD/assets/models/default" in msg
+    # a tag it does not know, another format, or a damaged table: the plain message, never an error of its own
+    assert shipped_model_hint(b"\x00\x01\x02\x03", 2) == "" and shipped_model_hint(model_tag(tiny_model), 1) == ""
+    for bad in ("not json", "[]", '{"models": 5}', json.dumps({"models": [{**row, "commit": "; rm -rf /"}]}),
+                json.dumps({"models": [{**row, "model": "../x"}]})):
+        (tmp_path / "h.json").write_text(bad)
+        assert shipped_model_hint(model_tag(tiny_model), 2, tmp_path / "h.json") == ""
+
+
+def test_history_lists_the_shipped_models_tags():
+    """scripts/model_history.py was rerun after the last model was shipped: every shipped model's tag is listed."""
+    import json
+
+    from ardm_core.checkpoint import load_model
+    from ardm_core.codec_format import FORMAT_VERSION
+    from ardm_core.compress import model_tag
+    from ardm_core.paths import ASSETS
+
+    rows = json.loads((ASSETS / "models" / "HISTORY.json").read_text())["models"]
+    listed = {(r["tag"], r["format"], r["model"]) for r in rows}
+    for name in ("default", "medium"):
+        model = load_model(ASSETS / "models" / name)
+        for version in range(1, FORMAT_VERSION + 1):
+            assert (model_tag(model, version).hex(), version, name) in listed, f"rerun scripts/model_history.py ({name})"
