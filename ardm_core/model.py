@@ -62,7 +62,7 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=2, n_embd=32, mlp_ratio=2),
     # CPU: about 3.2M parameters, ~30 ms per 1x256 forward on 2 cores
     "small": dict(n_layer=4, n_head=4, n_embd=256, mlp_ratio=4),
-    # GPU-trained option: about 10.7M parameters, 6 blocks of width 384 (3.3x small's FLOPs)
+    # GPU-trained option: about 10.8M parameters, 6 blocks of width 384 (3.3x small's FLOPs)
     "medium": dict(n_layer=6, n_head=6, n_embd=384, mlp_ratio=4),
     # GPU: the paper's text8 shape (12 layers, width 768, 12 heads, MLP 3072)
     "base": dict(n_layer=12, n_head=12, n_embd=768, mlp_ratio=4),

@@ -13,7 +13,7 @@ weights. It is the shape that ships as the default: on two CPU cores it decodes 
 256-character step in well under 25 ms, so the app stays interactive. On one H200
 it trains at about 1.7M characters/s with batch 1024 even while sharing the GPU
 with two other runs, against about 10,000 on two CPU cores (bench/results/
-device_h200.md). ``--init none --preset medium`` (10.7M parameters, 6 x 384)
+device_h200.md). ``--init none --preset medium`` (10.8M parameters, 6 x 384)
 trains the larger option from fresh weights; ``--preset base`` (85M) is the
 paper's text8 shape, far too slow for the app on a CPU.
 

@@ -78,7 +78,7 @@ def test_train_pause_resume_and_before_after(window, qtbot, writing):
     labels = [label for label, _ in w.trainer.model_choices()]
     assert "mine (yours)" in labels
     # a shipped model's label carries its one-line summary, so the two sizes can be told apart
-    assert "medium (shipped, 10.7M parameters: better text, about 2.5x slower)" in labels
+    assert "medium (shipped, 10.8M parameters: better text, about 2.5x slower)" in labels
     d.use_new_model()
     qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.path.endswith("model")
                     and "mine" in w.model_info.path, timeout=30_000)
