@@ -232,8 +232,9 @@ HISTORY_MAX_BYTES = 1 << 20
 
 
 def shipped_model_hint(tag: bytes, version: int, history: Path | None = None) -> str:
-    """"; it was made with ..." and how to get that model back, when ``tag`` is the tag of a model this
-    repository shipped (assets/models/HISTORY.json, written by scripts/model_history.py); else "".
+    """". It was made with ..." and how to get that model, when ``tag`` is the tag of a model this
+    repository shipped (assets/models/HISTORY.json, written by scripts/model_history.py, newest
+    first); else "".
 
     A release that ships new weights cannot decode files made with the old ones; the
     repository's history still holds them, and this says where.
@@ -256,6 +257,9 @@ def shipped_model_hint(tag: bytes, version: int, history: Path | None = None) ->
         when = ", ".join(x for x in (str(row.get("date", ""))[:10],
                                      f"{steps:,} steps" if isinstance(steps, int) else "") if x)
         folder = f"assets/models/{name}"
+        newest = next((r.get("commit") for r in rows if isinstance(r, dict) and r.get("model") == name), None)
+        if commit == newest and (ASSETS / "models" / name / "config.json").is_file():
+            return f". It was made with the shipped {name!r} model: decompress with --model {name}"
         return (f". It was made with the {name!r} model shipped in commit {commit}" + (f" ({when})" if when else "")
                 + f"; to get it back, run in the ARDM Studio folder: git archive {commit} {folder} | tar -x -C OLD "
                 f"(OLD: an empty folder), then decompress with --model OLD/{folder}")

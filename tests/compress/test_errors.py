@@ -128,6 +128,13 @@ def test_wrong_model_names_the_commit_that_shipped_the_right_one(model_blob, tin
     assert "shipped in commit 45244eefb3 (2026-11-29, 25,695 steps)" in msg
     assert "git archive 45244eefb3 assets/models/default | tar -x -C OLD" in msg
     assert "--model OLD/assets/models/default" in msg
+    # the newest entry of a model that is still shipped: that model, by name
+    (tmp_path / "assets" / "models" / "default").mkdir()
+    (tmp_path / "assets" / "models" / "default" / "config.json").write_text("{}")
+    assert shipped_model_hint(model_tag(tiny_model), 2).endswith("the shipped 'default' model: decompress with --model default")
+    older = {**row, "tag": "00000000", "commit": "1234567abc"}
+    (tmp_path / "assets" / "models" / "HISTORY.json").write_text(json.dumps({"models": [older, row]}))
+    assert "git archive 45244eefb3" in shipped_model_hint(model_tag(tiny_model), 2)
     # a tag it does not know, another format, or a damaged table: the plain message, never an error of its own
     assert shipped_model_hint(b"\x00\x01\x02\x03", 2) == "" and shipped_model_hint(model_tag(tiny_model), 1) == ""
     for bad in ("not json", "[]", '{"models": 5}', json.dumps({"models": [{**row, "commit": "; rm -rf /"}]}),
