@@ -274,3 +274,12 @@ def test_guide_flag_in_a_hand_edited_settings_file_is_only_true_when_true(tmp_pa
     s = load_settings(path)
     save_settings(s, path)
     assert json.loads(path.read_text())["guide_seen"] is True
+
+
+def test_guide_points_to_the_larger_model_only_when_it_is_installed(monkeypatch):
+    import ardm_core.paths as paths
+    from app.help_pages import guide_text
+
+    assert "Train &gt; Models &gt; medium" in guide_text()  # it ships
+    monkeypatch.setattr(paths, "shipped_models", lambda: ["default", "upscale"])
+    assert "medium" not in guide_text() and "Ctrl+M" in guide_text()
