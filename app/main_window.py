@@ -550,8 +550,15 @@ def run(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(prog="ardm-studio", description="Mask text and watch an ARDM fill it")
     ap.add_argument("file", nargs="?", help="a UTF-8 text file or an exported run (.json) to open")
-    ap.add_argument("--model", help="model folder (default: the shipped model)")
+    ap.add_argument("--model", help="model folder, or a shipped model's name such as medium (default: the shipped model)")
     args = ap.parse_args(argv)
+    if args.model is not None:
+        from ardm_core.paths import model_dir
+
+        try:
+            args.model = str(model_dir(args.model))
+        except ValueError as exc:
+            ap.error(str(exc))
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName(APP_TITLE)
     app.setWindowIcon(QIcon(str(ICON)))

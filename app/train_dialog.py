@@ -449,7 +449,8 @@ def _summary(folder: Path) -> str:
     except (OSError, ValueError, AttributeError):
         return ""
     text = meta.get("summary") if isinstance(meta, dict) else None
-    return f", {text.strip()[:80]}" if isinstance(text, str) and text.strip() else ""
+    # "&" would mark a shortcut in a menu label
+    return f", {text.strip()[:80]}".replace("&", "&&") if isinstance(text, str) and text.strip() else ""
 
 
 __all__ = ["TrainController", "TrainDialog"]

@@ -44,7 +44,8 @@ def register(sub) -> None:
 
 def _model_arg(p) -> None:
     # compression always runs on the CPU in float64 (determinism), so there is no --device
-    p.add_argument("--model", default=None, help=f"model folder (default: the shipped model, {default_model_dir()})")
+    p.add_argument("--model", default=None, help=f"model folder, or a shipped model's name such as medium "
+                   f"(default: the shipped model, {default_model_dir()})")
 
 
 def _read_input(name: str) -> bytes:

@@ -85,7 +85,7 @@ def _load(args):
     from .device import resolve_device
 
     upscale = getattr(args, "upscale", False)
-    path = model_dir(args.model) if args.model else (upscale_model_dir() if upscale else default_model_dir())
+    path = model_dir(args.model) if args.model is not None else (upscale_model_dir() if upscale else default_model_dir())
     if not path.exists():
         if args.model:
             raise UserError(f"{path}: model folder not found")

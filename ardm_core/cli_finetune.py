@@ -22,7 +22,8 @@ def register(sub) -> None:
                     "never written to; the new one is DIR/model, with a MODEL_CARD.md.")
     p.add_argument("files", nargs="+", metavar="FILES", help="text files and folders of your writing")
     p.add_argument("--out", required=True, help="run folder (new, or a cancelled run to resume); the model is DIR/model")
-    p.add_argument("--model", default=None, help=f"model to start from (default: the shipped model, {default_model_dir()})")
+    p.add_argument("--model", default=None, help=f"model folder to start from, or a shipped model's name such as medium "
+                   f"(default: the shipped model, {default_model_dir()})")
     p.add_argument("--minutes", type=float, default=d.minutes, help=f"time budget on this machine (default {d.minutes:g})")
     p.add_argument("--steps", type=int, default=0, help="optimiser steps instead of --minutes (0 = fit the time)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"windows per step (default {d.batch_size})")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import weakref
 from dataclasses import asdict
@@ -229,6 +230,9 @@ def step_sizes(L: np.ndarray | None, steps: int, n: int) -> tuple[int, ...]:
 
 
 HISTORY_MAX_BYTES = 1 << 20
+_HISTORY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_HISTORY_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+_HISTORY_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def shipped_model_hint(tag: bytes, version: int, history: Path | None = None) -> str:
@@ -250,16 +254,17 @@ def shipped_model_hint(tag: bytes, version: int, history: Path | None = None) ->
         if not (isinstance(row, dict) and row.get("tag") == tag.hex() and row.get("format") == version):
             continue
         name, commit = row.get("model"), row.get("commit")
-        if not (isinstance(name, str) and name.isidentifier() and isinstance(commit, str)
-                and 7 <= len(commit) <= 40 and all(c in "0123456789abcdef" for c in commit)):
+        if not (isinstance(name, str) and _HISTORY_NAME.fullmatch(name) and isinstance(commit, str)
+                and _HISTORY_COMMIT.fullmatch(commit)):
             return ""
-        steps = row.get("trained_steps")
-        when = ", ".join(x for x in (str(row.get("date", ""))[:10],
-                                     f"{steps:,} steps" if isinstance(steps, int) else "") if x)
+        steps, date = row.get("trained_steps"), row.get("date")
+        when = ", ".join(x for x in (date if isinstance(date, str) and _HISTORY_DATE.fullmatch(date) else "",
+                                     f"{steps:,} steps" if type(steps) is int and steps >= 0 else "") if x)
         folder = f"assets/models/{name}"
         newest = next((r.get("commit") for r in rows if isinstance(r, dict) and r.get("model") == name), None)
         if commit == newest and (ASSETS / "models" / name / "config.json").is_file():
-            return f". It was made with the shipped {name!r} model: decompress with --model {name}"
+            return (f". It was made with the shipped {name!r} model: decompress with --model {name} "
+                    f"(the folder {ASSETS / 'models' / name})")
         return (f". It was made with the {name!r} model shipped in commit {commit}" + (f" ({when})" if when else "")
                 + f"; to get it back, run in the ARDM Studio folder: git archive {commit} {folder} | tar -x -C OLD "
                 f"(OLD: an empty folder), then decompress with --model OLD/{folder}")

@@ -21,13 +21,19 @@ def shipped_models() -> list[str]:
 
 
 def model_dir(arg: str | None) -> Path:
-    """The folder a ``--model`` argument names: a folder, or the bare name of a shipped
-    model (``--model medium``) when no folder of that name is here; None: the default."""
+    """The folder a ``--model`` argument names: a model folder, or the bare name of a shipped
+    model (``--model medium``) unless a model folder of that name is here; None: the default.
+
+    A blank argument is refused (ValueError), not read as the current folder.
+    """
     if arg is None:
         return default_model_dir()
+    if not arg.strip():
+        raise ValueError("--model is empty; give a model folder, or leave --model out for the shipped model")
     path = Path(arg)
-    if not path.exists() and path.name == arg and (ASSETS / "models" / arg / "config.json").is_file():
-        return ASSETS / "models" / arg
+    shipped = ASSETS / "models" / arg
+    if path.name == arg and not (path / "config.json").is_file() and (shipped / "config.json").is_file():
+        return shipped
     return path
 
 

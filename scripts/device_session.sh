@@ -16,16 +16,21 @@
 set -u
 export PYTHONUNBUFFERED=1
 M=${1:-7.5}; LR=${LR:-5e-4}; DEV=${DEV:-cuda}; OUT=${OUT:-/tmp/device-out}; EVAL=${EVAL_CHARS:-100000}
-LIMIT=${LIMIT:-$(python3 -c "print(int($M * 60 + 100))")}
-RUNS=${RUNS:-runs/device}
+case "$M" in ''|*[!0-9.]*) echo "device_session: MINUTES must be a number (got '$M')" >&2; exit 2;; esac
+LIMIT=${LIMIT:-$(python3 -c "print(int($M * 60 + 100))")}  # training, then loading and evaluating
+# a fresh run folder each call (an old one would resume with its budget already spent)
+RUNS=${RUNS:-runs/device-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT" "$RUNS"
+rm -f "$OUT"/*.tar "$OUT"/*.tar.?? 2>/dev/null  # parts of an earlier call must not join this one's
 (nvidia-smi; python3 -c "import torch, sys; print(torch.__version__, torch.cuda.is_available(), sys.version)") > "$RUNS/env.txt" 2>&1
 arm() {  # NAME ARGS...
   local name=$1; shift
   timeout "$LIMIT" python3 scripts/train_on_device.py --device "$DEV" --out "$RUNS/$name" --minutes "$M" \
     --eval-chars "$EVAL" --fp16-copy --threads 4 "$@" > "$RUNS/$name.log" 2>&1
   echo "exit $?" >> "$RUNS/$name.log"
-  [ -d "$RUNS/$name/model-fp16" ] && tar -C "$RUNS/$name" -cf "$OUT/$name.tar" model-fp16
+  if [ -d "$RUNS/$name/model-fp16" ]; then tar -C "$RUNS/$name" -cf "$OUT/$name.tar" model-fp16
+  elif [ -d "$RUNS/$name/model" ]; then tar -C "$RUNS/$name" -cf "$OUT/$name.tar" model  # cut short: the last checkpoint
+  fi
   cp "$RUNS/$name/device_result.json" "$RUNS/$name.json" 2>/dev/null
 }
 if [ -f assets/models/medium/config.json ]; then MEDIUM="--init assets/models/medium"; else MEDIUM="--init none --preset medium"; fi

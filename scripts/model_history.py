@@ -12,7 +12,6 @@ folder under assets/models/, its model loaded and tagged in each file format.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tarfile
@@ -35,7 +34,9 @@ def git(*args: str) -> bytes:
 
 def main() -> int:
     rows, seen = [], set()
-    names = sorted(d.name for d in (ROOT / "assets" / "models").iterdir() if d.is_dir())
+    # every folder that ever held a model, also one removed since
+    names = sorted({p.split("/")[2] for p in git("log", "--name-only", "--format=", "--", "assets/models").decode().split()
+                    if p.count("/") >= 3})
     for name in names:
         folder = f"assets/models/{name}"
         for line in git("log", "--format=%H %ad %s", "--date=short", "--", f"{folder}/model.safetensors",

@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default=str(REPO / "runs" / "device"), help="run folder (resumable; model/ inside)")
     p.add_argument("--minutes", type=float, default=8.0, help="training time budget")
     p.add_argument("--device", default="cuda", help="cuda (default), cpu or auto")
-    p.add_argument("--preset", default="small", help="network shape when not starting from --init (tiny, small, base)")
+    p.add_argument("--preset", default="small", help="network shape when not starting from --init (tiny, small, medium, base)")
     p.add_argument("--init", default=str(REPO / "assets" / "models" / "default"),
                    help="start from this model folder ('none': fresh weights of --preset)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],

@@ -131,14 +131,20 @@ def test_wrong_model_names_the_commit_that_shipped_the_right_one(model_blob, tin
     # the newest entry of a model that is still shipped: that model, by name
     (tmp_path / "assets" / "models" / "default").mkdir()
     (tmp_path / "assets" / "models" / "default" / "config.json").write_text("{}")
-    assert shipped_model_hint(model_tag(tiny_model), 2).endswith("the shipped 'default' model: decompress with --model default")
+    assert "the shipped 'default' model: decompress with --model default (the folder " in \
+        shipped_model_hint(model_tag(tiny_model), 2)
     older = {**row, "tag": "00000000", "commit": "1234567abc"}
     (tmp_path / "assets" / "models" / "HISTORY.json").write_text(json.dumps({"models": [older, row]}))
     assert "git archive 45244eefb3" in shipped_model_hint(model_tag(tiny_model), 2)
+    # what the table says is checked before it is printed: a date with escape codes, a boolean step count
+    odd = {**row, "date": "\x1b[2J2026", "trained_steps": True}
+    (tmp_path / "h.json").write_text(json.dumps({"models": [older, odd]}))
+    hint = shipped_model_hint(model_tag(tiny_model), 2, tmp_path / "h.json")
+    assert "commit 45244eefb3;" in hint and "\x1b" not in hint
     # a tag it does not know, another format, or a damaged table: the plain message, never an error of its own
     assert shipped_model_hint(b"\x00\x01\x02\x03", 2) == "" and shipped_model_hint(model_tag(tiny_model), 1) == ""
     for bad in ("not json", "[]", '{"models": 5}', json.dumps({"models": [{**row, "commit": "; rm -rf /"}]}),
-                json.dumps({"models": [{**row, "model": "../x"}]})):
+                json.dumps({"models": [{**row, "model": "../x"}]}), json.dumps({"models": [{**row, "commit": "XYZ"}]})):
         (tmp_path / "h.json").write_text(bad)
         assert shipped_model_hint(model_tag(tiny_model), 2, tmp_path / "h.json") == ""
 
@@ -153,8 +159,8 @@ def test_history_lists_the_shipped_models_tags():
     from ardm_core.paths import ASSETS
 
     rows = json.loads((ASSETS / "models" / "HISTORY.json").read_text())["models"]
-    listed = {(r["tag"], r["format"], r["model"]) for r in rows}
     for name in ("default", "medium"):
         model = load_model(ASSETS / "models" / name)
         for version in range(1, FORMAT_VERSION + 1):
-            assert (model_tag(model, version).hex(), version, name) in listed, f"rerun scripts/model_history.py ({name})"
+            newest = next(r for r in rows if r["model"] == name and r["format"] == version)  # newest first
+            assert newest["tag"] == model_tag(model, version).hex(), f"rerun scripts/model_history.py ({name})"

@@ -94,5 +94,9 @@ def test_model_argument_takes_a_shipped_models_name(tmp_path, monkeypatch):
     assert model_dir("medium") == ASSETS / "models" / "medium"
     assert model_dir("nonesuch") == Path("nonesuch")  # reported later as "model folder not found"
     assert model_dir("sub/medium") == Path("sub/medium")  # only a bare name is looked up
-    (tmp_path / "medium").mkdir()
-    assert model_dir("medium") == Path("medium")  # the user's own folder comes first
+    (tmp_path / "medium" / "model").mkdir(parents=True)  # `ardm train --preset medium --out medium`: a run, not a model
+    assert model_dir("medium") == ASSETS / "models" / "medium"
+    (tmp_path / "medium" / "config.json").write_text("{}")
+    assert model_dir("medium") == Path("medium")  # a model folder of the user's own comes first
+    with pytest.raises(ValueError, match="--model is empty"):
+        model_dir(" ")
