@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from ardm_core.fileio import atomic_write_text
 from ardm_core.finetune import FinetuneConfig, FinetuneFinished, Prepared, find_files, user_models, user_models_dir
-from ardm_core.paths import ASSETS, data_dir
+from ardm_core.paths import ASSETS, data_dir, shipped_models
 from ardm_core.train import TrainFinished, TrainStep, Validated
 
 from .train_job import ScanReady, finetune_job, scan_job, unfinished_runs
@@ -423,8 +423,7 @@ class TrainController(QObject):
 
     def model_choices(self) -> list[tuple[str, Path]]:
         """(label, folder): the shipped models, then the user's own, newest first."""
-        shipped = sorted(d for d in (ASSETS / "models").iterdir() if (d / "config.json").is_file()) \
-            if (ASSETS / "models").is_dir() else []
+        shipped = [ASSETS / "models" / name for name in shipped_models()]
         return [(f"{d.name} (shipped{_summary(d)})", d) for d in shipped] + \
             [(f"{d.parent.name} (yours)", d) for d in user_models()]
 
